@@ -1,0 +1,165 @@
+"""Runtime settings: every path and connection the project uses, read from the environment.
+
+All runtime state lives under ``$HRSS_HOME`` (default ``./.hrss``); ``HRSS_WAREHOUSE_DSN`` points
+the whole project at an external PostgreSQL instead of the embedded one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SPEC_DIR = PROJECT_ROOT / "survey_spec"
+SEED_DIR = PROJECT_ROOT / "seed"
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DAGS_DIR = PROJECT_ROOT / "dags"
+PLUGINS_DIR = PROJECT_ROOT / "plugins"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+
+DEFAULT_PORT = 55432
+WAREHOUSE_DB = "hrss"
+AIRFLOW_DB = "airflow"
+ADMIN_USER = "hrss_admin"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+def _secret(path: Path) -> str:
+    """Read a generated secret, creating it (mode 0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    port: int
+    external_dsn: str | None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(os.environ.get("HRSS_HOME", PROJECT_ROOT / ".hrss")).expanduser().resolve()
+        raw_port = os.environ.get("HRSS_PG_PORT", str(DEFAULT_PORT))
+        try:
+            port = int(raw_port)
+        except ValueError:
+            raise ConfigError(f"HRSS_PG_PORT must be a port number, got {raw_port!r}") from None
+        if not 1024 <= port <= 65535:
+            raise ConfigError(f"HRSS_PG_PORT must be between 1024 and 65535, got {port}")
+        return cls(home=home, port=port, external_dsn=os.environ.get("HRSS_WAREHOUSE_DSN") or None)
+
+    # -- folders -------------------------------------------------------------------------------
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.home / "docs"
+
+    def ensure_dirs(self) -> None:
+        for folder in (self.home, self.log_dir, self.secrets_dir, self.airflow_home, self.landing_dir,
+                       self.archive_dir, self.quarantine_dir, self.reports_dir, self.docs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.secrets_dir.chmod(0o700)
+
+    # -- credentials ---------------------------------------------------------------------------
+    @property
+    def embedded(self) -> bool:
+        return self.external_dsn is None
+
+    @cached_property
+    def admin_password(self) -> str:
+        return _secret(self.secrets_dir / "admin_password")
+
+    @cached_property
+    def bi_password(self) -> str:
+        return os.environ.get("HRSS_BI_PASSWORD") or _secret(self.secrets_dir / "bi_reader_password")
+
+    # -- connection strings --------------------------------------------------------------------
+    def dsn(self, database: str = WAREHOUSE_DB) -> str:
+        """The administrative DSN of the warehouse (or of its Airflow metadata database)."""
+        if self.external_dsn:
+            if database == WAREHOUSE_DB:
+                return self.external_dsn
+            return _replace_dbname(self.external_dsn, database)
+        return f"postgresql://{ADMIN_USER}:{self.admin_password}@127.0.0.1:{self.port}/{database}"
+
+    def bi_reader_dsn(self) -> str:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params = conninfo_to_dict(self.dsn())
+        params.update(user="bi_reader", password=self.bi_password)
+        return _as_url(params) if self.dsn().startswith("postgres") else make_conninfo(**params)
+
+    def conn_params(self) -> dict[str, str]:
+        """The DSN split into libpq keywords (dbt profiles and Airflow connections need them)."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = {k: str(v) for k, v in conninfo_to_dict(self.dsn()).items()}
+        params.setdefault("host", "127.0.0.1")
+        params.setdefault("port", "5432")
+        return params
+
+
+def _replace_dbname(dsn: str, database: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = database
+    return _as_url(params) if dsn.startswith("postgres") else make_conninfo(**params)
+
+
+def _as_url(params: dict) -> str:
+    from urllib.parse import quote
+
+    user = quote(str(params.get("user", "")), safe="")
+    password = params.get("password")
+    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
+    host = params.get("host", "127.0.0.1")
+    port = params.get("port", "5432")
+    extra = {k: v for k, v in params.items() if k not in {"user", "password", "host", "port", "dbname"}}
+    query = "?" + "&".join(f"{k}={quote(str(v), safe='')}" for k, v in extra.items()) if extra else ""
+    return f"postgresql://{auth}{host}:{port}/{params.get('dbname', WAREHOUSE_DB)}{query}"
+
+
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,180 @@
+"""The reporting contract as data: forms.yaml and rules.yaml from the project's copy of the spec.
+
+The parser, the checks, the generator and the raw table DDL all read the forms and rules from here;
+no column list or rule text is written anywhere else in the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import yaml
+
+from hrss_warehouse.config import SPEC_DIR
+
+NUMERIC_TYPES = frozenset({"enum", "flag", "count", "area", "money"})
+DESCRIPTIVE_TYPES = frozenset({"code", "text"})
+PG_TYPES = {"code": "text", "text": "text", "enum": "integer", "flag": "smallint", "count": "bigint",
+            "area": "numeric(14,2)", "money": "numeric(16,4)"}
+
+
+@dataclass(frozen=True)
+class Column:
+    code: str
+    name: str
+    zh: str
+    type: str
+    group: str | None = None
+    values: tuple[int, ...] | None = None
+    blank_stays_null: bool = False  # `blank_without_platform: null` in forms.yaml
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in NUMERIC_TYPES
+
+    @property
+    def pg_type(self) -> str:
+        return PG_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class FormVersion:
+    form: str
+    version: str
+    title: str
+    level: str
+    columns: tuple[Column, ...]
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.columns)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def numeric_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.is_numeric)
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def has_total_row(self) -> bool:
+        return self.level != "county"
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    first_year: int
+    last_year: int | None
+    valid_until_label: str
+    unit_line: str
+    money_unit: str  # "yuan" or "wan_yuan"
+
+    @property
+    def money_divisor(self) -> int:
+        """What a money cell is divided by to give 万元."""
+        return 10_000 if self.money_unit == "yuan" else 1
+
+    def covers(self, year: int) -> bool:
+        return self.first_year <= year and (self.last_year is None or year <= self.last_year)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    stage: str
+    severity: str
+    scope: str
+    check: str
+    message_zh: str
+    message_en: str
+
+    @property
+    def is_hard(self) -> bool:
+        return self.severity == "hard"
+
+
+@dataclass(frozen=True)
+class Spec:
+    survey: str
+    groups: dict[str, str]
+    versions: dict[str, Version]
+    forms: dict[str, dict[str, FormVersion]]  # form code -> version -> definition
+    rules: dict[str, Rule]
+
+    @property
+    def form_codes(self) -> tuple[str, ...]:
+        return tuple(self.forms)
+
+    def version_for_year(self, year: int) -> Version:
+        for version in self.versions.values():
+            if version.covers(year):
+                return version
+        raise ValueError(f"no form version covers survey year {year}")
+
+    def form(self, form: str, version: str) -> FormVersion:
+        return self.forms[form][version]
+
+    def level_of(self, form: str) -> str:
+        return next(iter(self.forms[form].values())).level
+
+    def canonical_columns(self, form: str) -> tuple[Column, ...]:
+        """Every column of the form over all versions, newest version's order first."""
+        seen: dict[str, Column] = {}
+        for version in sorted(self.versions, key=lambda v: -self.versions[v].first_year):
+            for column in self.forms[form][version].columns:
+                seen.setdefault(column.name, column)
+        return tuple(seen.values())
+
+    def raw_table(self, form: str) -> str:
+        return f"jcpt_{self.level_of(form)}_rows"
+
+    def raw_table_ddl(self, form: str, schema: str = "raw") -> str:
+        """DDL of the raw table of one form: canonical columns plus lineage and row flags."""
+        columns = ",\n    ".join(f"{c.name} {c.pg_type}" for c in self.canonical_columns(form))
+        return (
+            f"CREATE TABLE IF NOT EXISTS {schema}.{self.raw_table(form)} (\n"
+            "    submission_id bigint NOT NULL,\n"
+            "    source_row integer NOT NULL,\n"
+            f"    {columns},\n"
+            "    quality_flags text[] NOT NULL DEFAULT '{}',\n"
+            "    PRIMARY KEY (submission_id, source_row)\n"
+            ")"
+        )
+
+
+def _column(raw: dict) -> Column:
+    values = raw.get("values")
+    return Column(
+        code=str(raw["code"]), name=raw["name"], zh=raw["zh"], type=raw["type"], group=raw.get("group"),
+        values=tuple(int(v) for v in values) if values else None,
+        blank_stays_null=raw.get("blank_without_platform", "zero") is None,
+    )
+
+
+@cache
+def load_spec() -> Spec:
+    forms_doc = yaml.safe_load((SPEC_DIR / "forms.yaml").read_text(encoding="utf-8"))
+    rules_doc = yaml.safe_load((SPEC_DIR / "rules.yaml").read_text(encoding="utf-8"))
+    versions = {
+        name: Version(name=name, first_year=v["first_year"], last_year=v["last_year"],
+                      valid_until_label=v["valid_until_label"], unit_line=forms_doc["unit_line"][name],
+                      money_unit=forms_doc["money_unit"][name])
+        for name, v in forms_doc["versions"].items()
+    }
+    forms = {
+        code: {
+            version: FormVersion(form=code, version=version, title=body["title"], level=body["level"],
+                                 columns=tuple(_column(c) for c in columns))
+            for version, columns in body["columns"].items()
+        }
+        for code, body in forms_doc["forms"].items()
+    }
+    rules = {r["id"]: Rule(**{k: r[k] for k in Rule.__dataclass_fields__}) for r in rules_doc["rules"]}
+    return Spec(survey=forms_doc["survey"], groups={k: v["zh"] for k, v in forms_doc["groups"].items()},
+                versions=versions, forms=forms, rules=rules)
