@@ -72,7 +72,8 @@ def test_bi_reader_cannot_reach_airflow_metadata(settings: Settings) -> None:
     (warehouse.TRANSFORMER, "insert into raw.role_probe values (1)"),
     (warehouse.TRANSFORMER, "create table raw.transformer_intrusion (v int)"),
 ])
-def test_stage_roles_cannot_write_elsewhere(settings: Settings, probe_tables, role: str, statement: str) -> None:
+def test_stage_roles_cannot_write_elsewhere(settings: Settings, probe_tables, role: str,
+                                            statement: str) -> None:
     with warehouse.connect(settings, role) as conn, pytest.raises(errors.InsufficientPrivilege):
         conn.execute(statement)
 

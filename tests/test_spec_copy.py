@@ -22,5 +22,6 @@ def test_copy_matches_shared(ours: Path, theirs: str) -> None:
     if not shared.is_dir():
         pytest.skip(f"{shared} does not exist here (a user's clone has no ../shared)")
     assert _files(ours) == _files(shared), f"sync {ours} from {shared}"
-    differing = [name for name in _files(shared) if not filecmp.cmp(ours / name, shared / name, shallow=False)]
+    differing = [name for name in _files(shared)
+                 if not filecmp.cmp(ours / name, shared / name, shallow=False)]
     assert not differing, f"copy out of date, sync from {shared}: {differing}"

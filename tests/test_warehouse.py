@@ -75,8 +75,8 @@ def test_connect_to_stopped_warehouse_says_what_to_do(settings: Settings) -> Non
         pytest.skip("external warehouse")
     warehouse.stop(settings)
     try:
-        with pytest.raises(warehouse.WarehouseError, match="hrss warehouse start"), warehouse.connect(settings):
-            pass
+        with pytest.raises(warehouse.WarehouseError, match="hrss warehouse start"):
+            warehouse.connect(settings).__enter__()
     finally:
         warehouse.start(settings)
 
