@@ -1,8 +1,12 @@
-"""Shared fixtures: one real embedded PostgreSQL per test session.
+"""Shared fixtures: one real embedded PostgreSQL per test session, a clean warehouse per module.
 
 The test warehouse lives under $HRSS_TEST_HOME (default ./.hrss-test, wiped at session start) on
 port $HRSS_TEST_PG_PORT (default 55433), so tests never touch the demo's warehouse under ./.hrss.
 With HRSS_WAREHOUSE_DSN set, tests use that external PostgreSQL instead.
+
+Every test module that uses the warehouse starts from empty project schemas and empty landing,
+archive and quarantine folders: modules build their own inputs (hand-written rows, fixture files,
+generated returns) and must not see each other's.
 """
 
 from __future__ import annotations
@@ -16,9 +20,29 @@ import pytest
 
 from hrss_warehouse.config import PROJECT_ROOT, Settings
 
+# Schemas the project (and dbt) create; dropping them resets the warehouse to a fresh bootstrap.
+PROJECT_SCHEMAS = ("raw", "reference", "staging", "intermediate", "core", "marts", "marts_build",
+                   "marts_retired")
+_active: dict[str, object] = {}
+
 
 def _test_home() -> Path:
     return Path(os.environ.get("HRSS_TEST_HOME", PROJECT_ROOT / ".hrss-test")).resolve()
+
+
+def reset_warehouse(settings: Settings) -> None:
+    """Drop every project schema and stored file, then bootstrap again."""
+    from hrss_warehouse import warehouse
+
+    with warehouse.connect(settings) as conn:
+        for schema in PROJECT_SCHEMAS:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.commit()
+    for folder in (settings.landing_dir, settings.archive_dir, settings.quarantine_dir,
+                   settings.reports_dir, settings.home / "work"):
+        shutil.rmtree(folder, ignore_errors=True)
+    warehouse.bootstrap(settings)
+    settings.ensure_dirs()
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +58,21 @@ def settings() -> Iterator[Settings]:
     shutil.rmtree(home, ignore_errors=True)
     current = Settings.from_env()
     warehouse.start(current)
+    _active["settings"] = current
     yield current
+    _active.clear()
     warehouse.stop(current)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Reset the warehouse before the first test of each module that uses it."""
+    module = item.module.__name__ if item.module else None
+    if "settings" not in item.fixturenames or _active.get("module") == module:
+        return
+    _active["module"] = module
+    if "settings" in _active:
+        reset_warehouse(_active["settings"])
 
 
 @pytest.fixture
