@@ -12,12 +12,15 @@ PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: help install demo test lint stop clean
+.PHONY: help install demo test lint stop clean airflow airflow-stop bench bench-quick soak soak-quick
 
 help:
 	@echo "make demo   install, start the warehouse and run the whole flow on sample returns"
 	@echo "make test   install and run every test (lint, unit, warehouse, quick bench and soak)"
-	@echo "make stop   stop the embedded warehouse"
+	@echo "make bench  national benchmark vs naive pandas and the floors (writes \$$HRSS_HOME/reports/bench.md)"
+	@echo "make soak   full fault-injection and long end-to-end tests"
+	@echo "make airflow       start the Airflow UI on the embedded warehouse (make airflow-stop stops it)"
+	@echo "make stop   stop Airflow and the embedded warehouse"
 
 install: $(VENV)/.installed
 
@@ -32,22 +35,59 @@ $(VENV)/.installed: pyproject.toml
 	else \
 		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'; \
 	fi
+	@# Cosmos renders the dbt task group from this manifest; parsing needs no database.
+	$(BIN)/hrss dbt parse
 	@touch $@
 
+# The seed provinces' returns, generated (deterministically) once and kept under HRSS_HOME.
+DEMO_YEARS ?= 2016-2017
+DEMO_RETURNS := $(HRSS_HOME)/demo-returns-$(DEMO_YEARS)
+
 demo: install
-	$(BIN)/hrss warehouse start
+	$(BIN)/hrss warehouse start > /dev/null
+	$(BIN)/hrss reference load
+	@test -f $(DEMO_RETURNS).manifest.json || \
+		$(BIN)/hrss generate --out $(DEMO_RETURNS) --years $(DEMO_YEARS) --seed 1
+	@mkdir -p $(HRSS_HOME)/landing && cp -p $(DEMO_RETURNS)/* $(HRSS_HOME)/landing/
+	$(BIN)/hrss run --landing $(HRSS_HOME)/landing
+	$(BIN)/hrss summary
 	@echo
 	@echo "Warehouse DSN (admin):     $$($(BIN)/hrss warehouse url)"
 	@echo "Warehouse DSN (bi_reader): $$($(BIN)/hrss warehouse url --role bi_reader)"
-	@echo "Stop it with: make stop"
+	@echo "Airflow UI: make airflow    Stop everything: make stop"
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint --disable-progress-bar dbt_project/models
 
+# Unit, warehouse, dbt, DAG and end-to-end tests, then the quick soak and benchmark variants.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not soak"
+	$(MAKE) --no-print-directory soak-quick
+	$(MAKE) --no-print-directory bench-quick
+
+soak-quick: install
+	$(BIN)/python -m pytest -m soak tests/soak
+
+# Fault injection at full size, the Airflow end-to-end and backfill tests, the slow benchmark tests.
+soak: install
+	HRSS_SOAK=full $(BIN)/python -m pytest -m soak
+
+bench-quick: install
+	$(BIN)/hrss bench --quick
+
+# One national survey year and a national 10-year reprocess: an hour or more on 2 cores.
+bench: install
+	$(BIN)/hrss bench
+
+airflow: install
+	$(BIN)/hrss airflow start
+
+airflow-stop: install
+	$(BIN)/hrss airflow stop
 
 stop: install
+	-$(BIN)/hrss airflow stop
 	$(BIN)/hrss warehouse stop
 
 clean: stop

@@ -30,6 +30,10 @@ def _test_home() -> Path:
     return Path(os.environ.get("HRSS_TEST_HOME", PROJECT_ROOT / ".hrss-test")).resolve()
 
 
+# Anything that imports Airflow in-process must find its home inside the test home, never ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", str(_test_home() / "airflow"))
+
+
 def reset_warehouse(settings: Settings) -> None:
     """Drop every project schema and stored file, then bootstrap again."""
     from hrss_warehouse import warehouse

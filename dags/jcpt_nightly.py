@@ -1,0 +1,72 @@
+"""jcpt_nightly: the nightly load of the JCPT survey returns landed since the last run."""
+
+from __future__ import annotations
+
+from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
+from cosmos import DbtTaskGroup
+
+from hrss_warehouse import orchestration as orc
+
+DOC = """
+### JCPT nightly load
+
+Files landed in `$HRSS_HOME/landing` (or the `landing` param) are **discovered**, **registered**
+(moved to the archive, one submission per file, re-sends recognised by checksum), then **parsed and
+checked** in batches (one mapped task per batch, not per file): files that fail a hard rule go to the
+quarantine with the rule ids. Accepted rows are **loaded** into `raw`, dbt **builds** the staging,
+core and mart models (one task per model, its tests run with it) in the build schema, **publish** swaps
+the tested marts into `marts` (updating the `hrss.marts.*` Assets), and **reports** are written.
+
+Retries happen only on transient database errors; a validation failure fails its task at once.
+`hrss run --landing DIR` runs this DAG once through `dag.test()`.
+"""
+
+
+@dag(
+    dag_id="jcpt_nightly",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone=orc.TIMEZONE),
+    start_date=orc.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=orc.DEFAULT_ARGS,
+    tags=[*orc.TAGS, "nightly"],
+    doc_md=DOC,
+    params={"landing": Param("", type="string",
+                             description="Folder to load from; empty means $HRSS_HOME/landing")},
+)
+def jcpt_nightly():
+    @task
+    def discover(params: dict | None = None) -> list[str]:
+        return orc.discover(params["landing"])
+
+    @task
+    def register(paths: list[str]) -> list[dict]:
+        return orc.register(paths)
+
+    @task
+    def parse_and_check(batch: dict) -> dict:
+        return orc.parse_and_check(batch)
+
+    @task
+    def load(batch_result: dict) -> dict:
+        return orc.load(batch_result)
+
+    @task
+    def prepare_build() -> None:
+        orc.prepare_build()
+
+    @task(outlets=orc.mart_assets())
+    def publish() -> dict:
+        return orc.publish()
+
+    @task
+    def reports(batches: list[dict]) -> dict:
+        return orc.reports(batches)
+
+    batches = register(discover())
+    loaded = load.expand(batch_result=parse_and_check.expand(batch=batches))
+    dbt_build = DbtTaskGroup(group_id="dbt_build", **orc.dbt_group_args())
+    chain(loaded, prepare_build(), dbt_build, publish(), reports(batches))
+
+
+jcpt_nightly()

@@ -1,0 +1,36 @@
+"""reference_divisions: load the NBS division registry into the warehouse."""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+
+from hrss_warehouse import orchestration as orc
+
+DOC = """
+### Division registry
+
+Loads the NBS statistical division registry (every edition the package ships) into
+`reference.division`, which the checks (R01) and `dim_region` read. Idempotent: run it after
+installing a new registry edition; the nightly load needs it once.
+"""
+
+
+@dag(
+    dag_id="reference_divisions",
+    schedule=None,
+    start_date=orc.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=orc.DEFAULT_ARGS,
+    tags=[*orc.TAGS, "reference"],
+    doc_md=DOC,
+)
+def reference_divisions():
+    @task(outlets=[orc.division_asset()])
+    def load_divisions() -> int:
+        return orc.load_divisions()
+
+    load_divisions()
+
+
+reference_divisions()

@@ -1,0 +1,5 @@
+-- The first and newest registry editions held: survey years outside them use the nearest one.
+select
+    min(first_year) as first_edition_year,
+    max(last_year) as last_edition_year
+from {{ ref('stg_reference__divisions') }}

@@ -1,0 +1,21 @@
+select
+    submission_id::bigint as submission_id,
+    source_row::integer as source_row,
+    region_code::text as region_code,
+    unit_name::text as unit_name,
+    urban_rural_code::integer as urban_rural_code,
+    has_platform::smallint as has_platform,
+    standardized::smallint as standardized,
+    staff_total::bigint as staff_total,
+    staff_fulltime::bigint as staff_fulltime,
+    staff_parttime::bigint as staff_parttime,
+    coordinators::bigint as coordinators,
+    network_connected::smallint as network_connected,
+    persons_served::bigint as persons_served,
+    funding_total::numeric as funding_total_wan,
+    funding_central::numeric as funding_central_wan,
+    funding_provincial::numeric as funding_provincial_wan,
+    funding_municipal::numeric as funding_municipal_wan,
+    funding_county::numeric as funding_county_wan,
+    quality_flags::text [] as quality_flags
+from {{ source('raw', 'jcpt_village_rows') }}

@@ -1,0 +1,327 @@
+"""The environment that configures Airflow for this project, and the local Airflow processes.
+
+Airflow reads its configuration from ``AIRFLOW__SECTION__KEY`` variables when it is imported, so
+everything is set through the environment of the processes we start (or of this process before
+``import airflow``, for ``hrss run``): nothing is written to ``airflow.cfg`` and nothing outside
+``$HRSS_HOME``. The metadata database is the ``airflow`` database of the warehouse PostgreSQL
+(created by ``warehouse.bootstrap``); the warehouse itself is the Airflow connection ``hrss_warehouse``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from hrss_warehouse.config import AIRFLOW_DB, DAGS_DIR, PLUGINS_DIR, ConfigError, Settings, _secret
+
+CONN_ID = "hrss_warehouse"
+ADMIN_LOGIN = "admin"
+DEFAULT_API_PORT = 8080
+TIMEZONE = "Asia/Shanghai"
+# The components `make airflow` runs; each gets its own session so that stop can reach its workers.
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+MIGRATE_TIMEOUT_S = 600
+STOP_GRACE_S = 5
+
+
+class AirflowEnvError(RuntimeError):
+    """Airflow cannot be configured, migrated, started or stopped; the message says why."""
+
+
+def api_port() -> int:
+    raw = os.environ.get("HRSS_AIRFLOW_PORT", str(DEFAULT_API_PORT))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"HRSS_AIRFLOW_PORT must be a port number, got {raw!r}") from None
+    if not 1024 <= port <= 65535:
+        raise ConfigError(f"HRSS_AIRFLOW_PORT must be between 1024 and 65535, got {port}")
+    return port
+
+
+def _fernet_key(path: Path) -> str:
+    """A Fernet key (urlsafe base64 of 32 random bytes), generated once into the secrets folder."""
+    if not path.exists():
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+    return path.read_text().strip()
+
+
+def sqlalchemy_url(settings: Settings) -> str:
+    """The metadata database as a SQLAlchemy URL (psycopg2 driver, as Airflow documents it)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {k: str(v) for k, v in conninfo_to_dict(settings.dsn(AIRFLOW_DB)).items()}
+    user = quote(params.pop("user", ""), safe="")
+    password = params.pop("password", None)
+    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    host = params.pop("host", "127.0.0.1")
+    port = params.pop("port", "5432")
+    dbname = params.pop("dbname", AIRFLOW_DB)
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in sorted(params.items()))
+    url = f"postgresql+psycopg2://{auth}{host}:{port}/{quote(dbname, safe='')}"
+    return f"{url}?{query}" if query else url
+
+
+def warehouse_connection(settings: Settings) -> str:
+    """The ``hrss_warehouse`` Airflow connection in the JSON form Airflow accepts from the environment."""
+    params = settings.conn_params()
+    extra = {k: v for k, v in params.items() if k not in {"host", "port", "user", "password", "dbname"}}
+    conn = {"conn_type": "postgres", "host": params["host"], "port": int(params["port"]),
+            "login": params.get("user", ""), "password": params.get("password", ""),
+            "schema": params.get("dbname", "")}
+    if extra:
+        conn["extra"] = extra
+    return json.dumps(conn)
+
+
+def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
+    """The variables every Airflow process of this project runs with (merged over ``os.environ``)."""
+    settings.ensure_dirs()
+    home = settings.airflow_home
+    port = port or api_port()
+    env = {
+        "AIRFLOW_HOME": str(home),
+        # The stage code reads its settings from these in the task processes.
+        "HRSS_HOME": str(settings.home),
+        "HRSS_PG_PORT": str(settings.port),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": TIMEZONE,
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings.secrets_dir / "airflow_fernet_key"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(settings),
+        "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": warehouse_connection(settings),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # The log servers of the scheduler's workers and of the triggerer sit next to the API port,
+        # so that two homes (a demo and a test run) can run Airflow side by side.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
+        # Components in separate processes must share the signing secrets, or tasks cannot report back.
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(settings.secrets_dir / "airflow_jwt_secret"),
+        "AIRFLOW__API__SECRET_KEY": _secret(settings.secrets_dir / "airflow_api_secret_key"),
+        "AIRFLOW__CORE__AUTH_MANAGER":
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_LOGIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
+        # No internet here and no reason to phone home; Cosmos caches under the Airflow home.
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "SCARF_ANALYTICS": "false",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        # Cosmos runs dbt in a temporary copy of the project: keep those copies under $HRSS_HOME too.
+        "TMPDIR": str(settings.home / "tmp"),
+        # Bytecode of the DAG files and the package goes there too, not into the checkout.
+        "PYTHONPYCACHEPREFIX": str(settings.home / "pycache"),
+    }
+    if settings.external_dsn:
+        env["HRSS_WAREHOUSE_DSN"] = settings.external_dsn
+    return env
+
+
+def admin_password(settings: Settings) -> str:
+    return _secret(settings.secrets_dir / "airflow_admin_password")
+
+
+def prepare(settings: Settings) -> dict[str, str]:
+    """Create the Airflow home and the UI login; returns the full process environment."""
+    env = airflow_env(settings)
+    home = settings.airflow_home
+    for folder in (home, home / "cosmos_cache", settings.home / "tmp", home / "pids"):
+        folder.mkdir(parents=True, exist_ok=True)
+    # The simple auth manager keeps logins in this file; writing it ourselves gives a stable password.
+    passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    wanted = {ADMIN_LOGIN: admin_password(settings)}
+    if not passwords.exists() or json.loads(passwords.read_text() or "{}") != wanted:
+        passwords.write_text(json.dumps(wanted) + "\n")
+        passwords.chmod(0o600)
+    return {**os.environ, **env}
+
+
+def apply(settings: Settings) -> None:
+    """Configure this process for Airflow; must run before the first ``import airflow``."""
+    if "airflow.configuration" in sys.modules:
+        raise AirflowEnvError("Airflow was imported before its environment was set")
+    os.environ.update(prepare(settings))
+    tempfile.tempdir = None  # re-read TMPDIR on next use
+    sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
+
+
+def _airflow_exe() -> str:
+    # The Airflow console script sits next to this interpreter; Airflow itself starts `airflow` by name.
+    exe = Path(sys.executable).with_name("airflow")
+    return str(exe) if exe.exists() else (shutil.which("airflow") or "airflow")
+
+
+def _head_revision() -> str | None:
+    """The newest metadata schema revision of the installed Airflow, read from its migration files."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("airflow")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    revisions, parents = set(), set()
+    for script in (Path(spec.submodule_search_locations[0]) / "migrations" / "versions").glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        if found := re.search(r'^revision\s*=\s*["\']([0-9a-f]+)["\']', text, re.MULTILINE):
+            revisions.add(found.group(1))
+        down = re.search(r"^down_revision\s*=\s*(.+)$", text, re.MULTILINE)
+        parents.update(re.findall(r"[0-9a-f]{12}", down.group(1)) if down else [])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _current_revision(settings: Settings) -> str | None:
+    from hrss_warehouse.warehouse import connect
+
+    with connect(settings, database=AIRFLOW_DB) as conn:
+        if conn.execute("SELECT to_regclass('public.alembic_version')").fetchone()[0] is None:
+            return None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+
+
+def migrate(settings: Settings) -> float:
+    """Run ``airflow db migrate`` unless the schema is already current. Returns the seconds it took."""
+    from hrss_warehouse import warehouse
+
+    started = time.monotonic()
+    warehouse.start(settings)  # idempotent; creates the `airflow` database
+    env = prepare(settings)
+    head = _head_revision()
+    # `airflow db migrate` costs half a minute on a busy machine even when there is nothing to do.
+    if head is not None and _current_revision(settings) == head:
+        return time.monotonic() - started
+    log = settings.log_dir / "airflow-db-migrate.log"
+    with log.open("w") as out:
+        result = subprocess.run([_airflow_exe(), "db", "migrate"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                timeout=MIGRATE_TIMEOUT_S, check=False, cwd=settings.home)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-10:])
+        raise AirflowEnvError(f"`airflow db migrate` failed (exit {result.returncode}); see {log}:\n{tail}")
+    return time.monotonic() - started
+
+
+# -- local processes (`make airflow` / `make airflow-stop`) ----------------------------------------
+@dataclass(frozen=True)
+class Running:
+    component: str
+    pid: int
+
+
+def _pid_file(settings: Settings, component: str) -> Path:
+    return settings.airflow_home / "pids" / f"{component}.json"
+
+
+def _recorded(settings: Settings, component: str):
+    """The live process recorded for a component, or None (also when the pid was reused)."""
+    import psutil
+
+    path = _pid_file(settings, component)
+    try:
+        record = json.loads(path.read_text())
+        proc = psutil.Process(record["pid"])
+        if abs(proc.create_time() - record["create_time"]) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
+            return proc
+    except (FileNotFoundError, ValueError, KeyError, psutil.Error):
+        pass
+    path.unlink(missing_ok=True)
+    return None
+
+
+def start(settings: Settings, wait_s: float = 180) -> list[Running]:
+    """Start the warehouse and the Airflow components in the background; safe to run twice."""
+    import urllib.request
+
+    import psutil
+
+    migrate(settings)
+    env = prepare(settings)
+    started = []
+    for component in COMPONENTS:
+        proc = _recorded(settings, component)
+        if proc is None:
+            log = (settings.log_dir / f"airflow-{component}.log").open("ab")
+            # A session of its own: stop can then find workers that outlived their parent.
+            popen = subprocess.Popen([_airflow_exe(), component], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     cwd=settings.home, start_new_session=True)
+            log.close()
+            record = {"pid": popen.pid, "create_time": psutil.Process(popen.pid).create_time()}
+            _pid_file(settings, component).write_text(json.dumps(record))
+            started.append(Running(component, popen.pid))
+        else:
+            started.append(Running(component, proc.pid))
+    url = f"{env['AIRFLOW__API__BASE_URL']}/api/v2/monitor/health"
+    deadline = time.monotonic() + wait_s
+    while True:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as response:
+            if response.status == 200:
+                return started
+        if _recorded(settings, "api-server") is None:
+            raise AirflowEnvError(
+                f"the Airflow API server exited; see {settings.log_dir}/airflow-api-server.log")
+        if time.monotonic() > deadline:
+            raise AirflowEnvError(f"the Airflow API server did not answer at {url} within {wait_s:.0f} s; "
+                                  f"see {settings.log_dir}/airflow-api-server.log")
+        time.sleep(1)
+
+
+def _terminate(procs: list, grace_s: float) -> None:
+    import psutil
+
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+
+
+def stop(settings: Settings) -> list[str]:
+    """Stop every process `start` started: workers first (orphaned LocalExecutor workers ignore SIGTERM)."""
+    import psutil
+
+    components = {c: proc for c in COMPONENTS if (proc := _recorded(settings, c)) is not None}
+    sessions = {os.getsid(proc.pid) for proc in components.values()}
+    children = [child for proc in components.values() for child in proc.children(recursive=True)]
+    _terminate(children, STOP_GRACE_S)
+    _terminate(list(components.values()), STOP_GRACE_S)
+    # Whatever is left in the components' sessions (workers orphaned earlier keep the session id).
+    for leftover in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if leftover.pid != os.getpid() and os.getsid(leftover.pid) in sessions:
+                leftover.send_signal(signal.SIGKILL)
+    for component in components:
+        _pid_file(settings, component).unlink(missing_ok=True)
+    return list(components)
+
+
+def status(settings: Settings) -> dict[str, int | None]:
+    return {component: (proc.pid if (proc := _recorded(settings, component)) else None)
+            for component in COMPONENTS}

@@ -1,0 +1,400 @@
+"""Parsing a return file into one frame of unit rows per form, exactly as survey_spec/README.md lays it out.
+
+Workbooks are read with python-calamine, CSV files with encoding detection (UTF-8 with or without BOM,
+else GB18030). Columns are found by the indicator-code row, never by position, and unit rows by the code
+in column 甲. Cells are normalised column by column (numbers as text, thousands separators, full-width
+digits, spaces, 是/否); a cell that still does not read as a value of its type (C03: flag 0/1, enum
+value, non-negative number, whole count) is kept as text in ``<name>__bad`` for the C03 expectation.
+Structure rules (S01, S03–S06, S08) are found here, since only
+the reader sees the file's layout; everything about values is left to ``check``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hrss_warehouse.register import FileName
+from hrss_warehouse.spec import Column, FormVersion, load_spec
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_PARTS_BYTES = 200 * 1024 * 1024
+MAX_UNIT_ROWS = 20_000
+# The header block and the footer around the unit rows: a sheet taller than this cannot be legal.
+MAX_SHEET_ROWS = MAX_UNIT_ROWS + 40
+HEADER_SCAN_ROWS = 20
+TOTAL_LABEL = "合计"
+FOOTER_KEYS = {"单位负责人": "unit_head", "统计负责人": "statistics_head", "填表人": "preparer",
+               "联系电话": "phone", "报出日期": "report_date"}
+_FOOTER_RE = re.compile(r"(" + "|".join(FOOTER_KEYS) + r")\s*[:：]\s*(.*?)\s*(?=(?:"
+                        + "|".join(FOOTER_KEYS) + r")\s*[:：]|$)")
+_FOOTER_START = re.compile(r"(单位负责人|统计负责人|填表人|联系电话)\s*[:：]")
+_FULLWIDTH = str.maketrans({**{chr(0xFF10 + i): str(i) for i in range(10)},
+                            "，": ",", "．": ".", "　": " ", "－": "-", "＋": "+"})
+_FLAG_WORDS = {"是": "1", "否": "0"}
+MONEY_LABELS = {"yuan": "元", "wan_yuan": "万元"}
+
+
+@dataclass
+class Finding:
+    """A fired rule: its id and what the feedback report needs to say where and why."""
+
+    rule_id: str
+    form: str | None = None
+    sheet: str | None = None
+    row: int | None = None  # the row number as Excel shows it, or the CSV line number
+    column: str | None = None  # indicator code
+    value: str | None = None
+    params: dict = field(default_factory=dict)
+    expectation: str | None = None  # the GX expectation that found it (meta.expectation), if any
+
+
+@dataclass
+class ParsedForm:
+    """One form of a file as read: raw cells by canonical column name, normalised later per batch."""
+
+    form: str
+    version: str
+    sheet: str | None
+    cells: pd.DataFrame  # source_row and the form version's columns, cells as the reader gave them
+    total: dict[str, object] | None = None  # the total row's raw cells by column name (workbooks)
+    total_row: int | None = None
+    contacts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedFile:
+    kind: str | None
+    forms: dict[str, ParsedForm] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def readable(self) -> bool:
+        return not any(f.rule_id in {"S01", "S02", "S03", "S06"} for f in self.findings)
+
+
+class _Refused(Exception):
+    """The file cannot be read further; carries the finding that says why."""
+
+    def __init__(self, finding: Finding):
+        super().__init__(finding.rule_id)
+        self.finding = finding
+
+
+# -- cell normalisation ------------------------------------------------------------------------
+
+def _text(value: object) -> str:
+    """A cell as display text: integral floats without the '.0' Excel numbers carry."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if np.isnan(value):
+            return ""
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return str(value).translate(_FULLWIDTH).strip()
+
+
+def _blank(cells: pd.Series) -> pd.Series:
+    as_text = cells.astype(str).str.strip()
+    return cells.isna() | as_text.eq("") | as_text.eq("nan")
+
+
+def read_numeric(cells: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
+    """The column's values (float, NaN where blank or unreadable) and the unreadable cells' text."""
+    cells = cells.astype(object)
+    values = pd.to_numeric(cells, errors="coerce").astype(float)
+    # only cells that are not already numbers need a closer look (most are numbers)
+    blank = pd.Series(False, index=cells.index)
+    missing = values.isna()
+    if missing.any():
+        blank[missing] = _blank(cells[missing])
+    todo = missing & ~blank
+    if todo.any():
+        cleaned = (cells[todo].astype(str).str.translate(_FULLWIDTH)
+                   .str.replace(r"[\s,]", "", regex=True))
+        if column.type == "flag":
+            cleaned = cleaned.replace(_FLAG_WORDS)
+        # only plain decimal notation is legal: 'nan', 'inf' or '1e5' are not numbers a county writes
+        legal = cleaned.str.fullmatch(r"[+-]?\d+(\.\d+)?")
+        values.loc[todo] = pd.to_numeric(cleaned.where(legal), errors="coerce")
+    bad = values.isna() & ~blank
+    bad |= ~np.isfinite(values.fillna(0))
+    # C03's domain: flags 0/1, enums their listed values, every other number non-negative (and whole
+    # for counts); the GX expectation of C03 then checks that no cell is left over here.
+    if column.type in {"count", "flag", "enum"}:
+        bad |= (values % 1).fillna(0).ne(0)
+    if column.type == "flag":
+        bad |= values.notna() & ~values.isin([0, 1])
+    elif column.type == "enum":
+        bad |= values.notna() & ~values.isin(list(column.values))
+    else:
+        bad |= values.lt(0)
+    values = values.where(~bad)
+    bad_text = pd.Series(None, index=cells.index, dtype=object)
+    if bad.any():
+        bad_text.loc[bad] = cells[bad].map(_text)
+    return values, bad_text
+
+
+def normalise(grid: pd.DataFrame, fv: FormVersion, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Turn raw cells (columns named by `fv.names`, many submissions at once) into checkable values.
+
+    Numeric columns become floats plus ``<name>__bad`` (the text of cells that are not values of their
+    type); columns in ``keep`` (e.g. submission_id) pass through unchanged.
+    """
+    out = {name: grid[name] for name in keep}
+    out["source_row"] = grid["source_row"].astype("int64")
+    for column in fv.columns:
+        cells = grid[column.name]
+        if column.is_numeric:
+            values, bad = read_numeric(cells, column)
+            out[column.name] = values
+            out[f"{column.name}__bad"] = bad
+        else:
+            # line breaks inside a name would split a row of the COPY files: fold them to spaces
+            out[column.name] = cells.map(_text).str.replace(r"[\r\n]+", " ", regex=True).replace("", None)
+    frame = pd.DataFrame(out, index=grid.index)
+    # A blank on a unit without a platform means 0 (none for an enum), except where forms.yaml says null.
+    no_platform = frame["has_platform"].eq(0)
+    if no_platform.any():
+        for column in fv.numeric_columns:
+            if column.type != "enum" and not column.blank_stays_null and column.name != "has_platform":
+                fill = no_platform & frame[column.name].isna() & frame[f"{column.name}__bad"].isna()
+                frame.loc[fill, column.name] = 0.0
+    return frame.reset_index(drop=True)
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+def parse_file(path: Path, name: FileName | None, file_name: str) -> ParsedFile:
+    """Read one archived return. Never raises for a bad file: every problem becomes a finding."""
+    if name is None:
+        return ParsedFile(None, findings=[Finding("S02", params={"file_name": file_name})])
+    parsed = ParsedFile(name.kind)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _Refused(Finding("S06", params={"detail": f"{size} bytes > {MAX_FILE_BYTES} bytes"}))
+        if name.kind == "xlsx":
+            _parse_workbook(path, name, parsed)
+        else:
+            _parse_csv(path, name, parsed)
+    except _Refused as refused:
+        parsed.findings.append(refused.finding)
+    return parsed
+
+
+def _check_codes(codes: list[str], form: str, name: FileName, sheet: str | None) -> tuple[FormVersion, dict]:
+    """Map indicator codes to column positions; S04 when they are not the codes of the version in force."""
+    spec = load_spec()
+    version = spec.version_for_year(name.survey_year)
+    fv = spec.form(form, version.name)
+    positions: dict[str, int] = {}
+    duplicated = []
+    for index, code in enumerate(codes):
+        if code:
+            if code in positions:
+                duplicated.append(code)
+            positions[code] = index
+    found, expected = set(positions), set(fv.codes)
+    if found != expected or duplicated:
+        other = [v for v in spec.forms[form] if v != version.name and set(spec.form(form, v).codes) == found]
+        parts = []
+        if expected - found:
+            parts.append("缺少/missing " + " ".join(c for c in fv.codes if c not in found))
+        if found - expected:
+            parts.append("多出/extra " + " ".join(c for c in codes if c and c not in expected))
+        if duplicated:
+            parts.append("重复/duplicated " + " ".join(duplicated))
+        if other:
+            parts.append(f"= {other[0]}")
+        raise _Refused(Finding("S04", form=form, sheet=sheet, params={
+            "form": form, "version": version.name, "detail": "; ".join(parts)}))
+    return fv, {fv.names[fv.codes.index(code)]: pos for code, pos in positions.items()}
+
+
+def _parse_csv(path: Path, name: FileName, parsed: ParsedFile) -> None:
+    data = path.read_bytes()
+    encodings = ["utf-8-sig"] if data.startswith(b"\xef\xbb\xbf") else ["utf-8", "gb18030"]
+    text = None
+    for encoding in encodings:
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    if text is None:
+        raise _Refused(Finding("S01", params={
+            "detail": "neither UTF-8 nor GB18030 / 既非UTF-8也非GB18030编码"}))
+    if "\x00" in text:
+        raise _Refused(Finding("S01", params={"detail": "binary content (NUL bytes) / 含二进制内容"}))
+    if text.count("\n") > MAX_SHEET_ROWS:  # cheap bound before parsing; the exact count follows
+        raise _Refused(Finding("S06", form=name.form, params={
+            "detail": f"{text.count(chr(10))} lines > {MAX_UNIT_ROWS} unit rows"}))
+    header_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    if not header_line.strip():
+        raise _Refused(Finding("S01", params={"detail": "empty file or blank header line / 文件为空"}))
+    try:
+        header = next(csv.reader([header_line]))
+    except csv.Error as exc:
+        raise _Refused(Finding("S01", params={"detail": f"CSV header: {exc}"})) from None
+    # the code row first: a wrong header is S04 even when the data lines then disagree with it
+    fv, positions = _check_codes([_text(c) for c in header], name.form, name, None)
+    try:
+        grid = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False,
+                           skip_blank_lines=False, engine="c")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise _Refused(Finding("S01", params={"detail": f"CSV: {detail}"})) from None
+    body = grid.iloc[1:]
+    # unit rows: those with a code in 甲
+    body = body[body[positions["region_code"]].fillna("").str.strip() != ""]
+    if len(body) > MAX_UNIT_ROWS:
+        raise _Refused(Finding("S06", form=name.form, params={
+            "detail": f"{name.form}: {len(body)} unit rows > {MAX_UNIT_ROWS}"}))
+    cells = pd.DataFrame({n: body[positions[n]] for n in fv.names}, index=body.index)
+    cells["source_row"] = body.index + 1  # the header is line 1
+    parsed.forms[name.form] = ParsedForm(name.form, fv.version, None, cells)
+
+
+def _zip_directory_check(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise _Refused(Finding("S01", params={
+            "detail": f"not an xlsx workbook / 不是xlsx工作簿 ({exc})"})) from None
+    if total > MAX_PARTS_BYTES:
+        raise _Refused(Finding("S06", params={
+            "detail": f"workbook parts expand to {total} bytes > {MAX_PARTS_BYTES} bytes"}))
+
+
+def _parse_workbook(path: Path, name: FileName, parsed: ParsedFile) -> None:
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    _zip_directory_check(path)
+    spec = load_spec()
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+    except (CalamineError, OSError, ValueError) as exc:
+        raise _Refused(Finding("S01", params={"detail": f"{type(exc).__name__}: {exc}"})) from None
+    missing = [form for form in spec.forms if form not in workbook.sheet_names]
+    if missing:
+        raise _Refused(Finding("S03", params={"missing": "、".join(missing)}))
+    for form in spec.forms:
+        try:
+            sheet = workbook.get_sheet_by_name(form)
+        except (CalamineError, OSError, ValueError) as exc:
+            raise _Refused(Finding("S01", sheet=form, params={"detail": f"{form}: {exc}"})) from None
+        if sheet.height > MAX_SHEET_ROWS:
+            raise _Refused(Finding("S06", form=form, sheet=form, params={
+                "detail": f"{form}: {sheet.height} rows > {MAX_UNIT_ROWS} unit rows"}))
+        try:
+            rows = sheet.to_python(skip_empty_area=False)
+        except (CalamineError, ValueError) as exc:
+            raise _Refused(Finding("S01", sheet=form, params={"detail": f"{form}: {exc}"})) from None
+        first_row = sheet.start[0] if sheet.start else 0
+        parsed.forms[form] = _parse_sheet(rows, first_row, form, name, parsed.findings)
+
+
+def _row_text(row: list) -> str:
+    return " ".join(t for t in (_text(c) for c in row) if t)
+
+
+def _parse_sheet(rows: list[list], first_row: int, form: str, name: FileName,
+                 findings: list[Finding]) -> ParsedForm:
+    spec = load_spec()
+    version = spec.version_for_year(name.survey_year)
+    code_index = next((i for i, row in enumerate(rows[:HEADER_SCAN_ROWS])
+                       if any(_text(c) == "甲" for c in row)), None)
+    if code_index is None:
+        raise _Refused(Finding("S04", form=form, sheet=form, params={
+            "form": form, "version": version.name, "detail": "no indicator-code row / 无指标代码行"}))
+    header = [_row_text(row) for row in rows[:code_index]]
+    _check_header(header, form, name, version.name, findings)
+    fv, positions = _check_codes([_text(c) for c in rows[code_index]], form, name, form)
+
+    # The rows are already Python lists: classify them in plain Python and build one frame of the
+    # unit rows' cells at the end (a pandas frame per sheet costs more than the sheet's cells do).
+    first_body = code_index + 1
+    excel_row = first_row + 1  # Excel row number of rows[i] is excel_row + i
+    code_pos, label_pos = positions["region_code"], positions["unit_name"]
+    codes = [_text(row[code_pos]) if code_pos < len(row) else "" for row in rows[first_body:]]
+    footer_start = len(rows)
+    total_index = None
+    for offset, code in enumerate(codes):
+        if code.isdigit():
+            continue  # a unit row: only rows whose 甲 is not a code can be total, footer or note
+        i = first_body + offset
+        text = _row_text(rows[i])
+        if _FOOTER_START.search(text):
+            footer_start = i
+            break
+        label = _text(rows[i][label_pos]) if label_pos < len(rows[i]) else ""
+        if total_index is None and TOTAL_LABEL in (code, label):
+            total_index = i
+    units = [first_body + k for k, code in enumerate(codes[: footer_start - first_body])
+             if code and first_body + k != total_index]
+    result = ParsedForm(form, fv.version, form, _empty_cells(fv) if not units else None)
+    result.contacts = _contacts(" ".join(_row_text(row) for row in rows[footer_start:]))
+    if len(units) > MAX_UNIT_ROWS:
+        raise _Refused(Finding("S06", form=form, sheet=form, params={
+            "detail": f"{form}: {len(units)} unit rows > {MAX_UNIT_ROWS}"}))
+    if units:
+        width = max(positions.values()) + 1
+        unit_rows = [rows[i] if len(rows[i]) >= width else rows[i] + [""] * (width - len(rows[i]))
+                     for i in units]
+        cells = {n: [row[positions[n]] for row in unit_rows] for n in fv.names}
+        cells["source_row"] = [excel_row + i for i in units]
+        result.cells = pd.DataFrame(cells, dtype=object)
+    if fv.has_total_row and total_index is not None:
+        total = rows[total_index]
+        result.total_row = excel_row + total_index
+        result.total = {c.name: total[positions[c.name]] if positions[c.name] < len(total) else None
+                        for c in fv.numeric_columns}
+    return result
+
+
+def _empty_cells(fv: FormVersion) -> pd.DataFrame:
+    return pd.DataFrame(columns=[*fv.names, "source_row"], dtype=object)
+
+
+def _check_header(header: list[str], form: str, name: FileName, version: str,
+                  findings: list[Finding]) -> None:
+    spec = load_spec()
+    unit_line = next((line for line in header if "计量单位" in line), "")
+    table_line = next((line for line in header if "表号" in line), "")
+    period_line = next((line for line in header if "报告期" in line or "填报单位" in line), "")
+    # S04: the 表号 line's 有效期至 names the version the template belongs to
+    declared = next((v.name for v in spec.versions.values() if v.valid_until_label in table_line), None)
+    if table_line and declared and declared != version:
+        findings.append(Finding("S04", form=form, sheet=form, params={
+            "form": form, "version": version, "detail": f"表号行/form line: {table_line}"}))
+    county = re.search(r"区划代码\s*[:：]?\s*(\d{6})", period_line)
+    year = re.search(r"报告期\s*[:：]?\s*(\d{4})", period_line)
+    if not county or not year or county[1] != name.county_code or int(year[1]) != name.survey_year:
+        findings.append(Finding("S05", form=form, sheet=form, row=header.index(period_line) + 1
+                                if period_line in header else None, value=period_line, params={
+                                    "header": period_line or "—", "file_name": name_text(name)}))
+    money = spec.versions[version].money_unit
+    unit = "万元" if "万元" in unit_line else ("元" if "元" in unit_line else None)
+    if unit != MONEY_LABELS[money]:
+        findings.append(Finding("S08", form=form, sheet=form, value=unit_line, params={
+            "form": form, "declared": unit or "—", "version": version, "expected": MONEY_LABELS[money]}))
+
+
+def name_text(name: FileName) -> str:
+    form = f"_{name.form}" if name.form else ""
+    revision = f"_r{name.revision}" if name.revision != 1 else ""
+    return f"{name.county_code}_{name.survey_year}{form}{revision}.{name.kind}"
+
+
+def _contacts(footer: str) -> dict[str, str]:
+    return {FOOTER_KEYS[key]: value for key, value in _FOOTER_RE.findall(footer) if value}

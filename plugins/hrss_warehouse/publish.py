@@ -1,0 +1,103 @@
+"""Publish stage: swap the tested build schema into `marts` (blue/green), in one transaction.
+
+dbt builds every marts model into the build schema (transform.BUILD_SCHEMA) and tests it there; the
+last model, mart_build_info, is built only when everything upstream passed. Publishing exchanges the
+two schemas in one transaction: the build becomes `marts` and yesterday's `marts` becomes the next
+build schema (the facts there are incremental: the next build rewrites only what changed since).
+BI sees either yesterday's marts or today's, never a mix, and a failed build (no mart_build_info)
+leaves yesterday's in place. Privileges belong to the schema object, so bi_reader's grants move to
+the new `marts` and are taken from the retired one inside the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from hrss_warehouse.config import Settings
+from hrss_warehouse.transform import BUILD_SCHEMA
+from hrss_warehouse.warehouse import BI_READER, TRANSFORMER, connect
+
+PUBLISHED_SCHEMA = "marts"
+RETIRED_SCHEMA = "marts_retired"
+MARKER_TABLE = "mart_build_info"
+LOCK_TIMEOUT = "60s"  # a long BI query holds the old tables; wait for it, but not forever
+
+
+class PublishError(RuntimeError):
+    """Nothing was published; the message says why (the published marts are unchanged)."""
+
+
+def _schema_exists(conn: psycopg.Connection, schema: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
+
+
+def _marker(conn: psycopg.Connection, schema: str) -> tuple[str, datetime] | None:
+    exists = conn.execute("SELECT to_regclass(%s)", (f"{schema}.{MARKER_TABLE}",)).fetchone()[0]
+    if exists is None:
+        return None
+    return conn.execute(sql.SQL("SELECT invocation_id, built_at FROM {}.{}").format(
+        sql.Identifier(schema), sql.Identifier(MARKER_TABLE))).fetchone()
+
+
+def publish(settings: Settings) -> dict:
+    """Swap the build schema into `marts` once its build completed and passed every test.
+
+    Returns what was published: invocation_id, built_at, the number of tables, and the
+    build it replaced. Raises PublishError (marts untouched) when there is no complete build.
+    """
+    ident = sql.Identifier
+    with connect(settings, role=TRANSFORMER) as conn:
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+        # Serialise publishers: two swaps at once would both rename `marts`.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('hrss_publish'))")
+        if not _schema_exists(conn, BUILD_SCHEMA):
+            raise PublishError(
+                f"no build to publish: schema {BUILD_SCHEMA} does not exist (run `hrss dbt build`)")
+        marker = _marker(conn, BUILD_SCHEMA)
+        if marker is None:
+            raise PublishError(
+                f"the build in {BUILD_SCHEMA} is incomplete or failed a test ({MARKER_TABLE} was not built); "
+                f"the published marts are unchanged"
+            )
+        previous = _marker(conn, PUBLISHED_SCHEMA) if _schema_exists(conn, PUBLISHED_SCHEMA) else None
+        try:
+            has_published = _schema_exists(conn, PUBLISHED_SCHEMA)
+            if has_published:
+                conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                    ident(PUBLISHED_SCHEMA), ident(RETIRED_SCHEMA)))
+            conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                ident(BUILD_SCHEMA), ident(PUBLISHED_SCHEMA)))
+            if has_published:
+                # yesterday's marts become the next build schema: BI must not read a build in progress
+                conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                    ident(RETIRED_SCHEMA), ident(BUILD_SCHEMA)))
+                conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(
+                    ident(BUILD_SCHEMA), ident(BI_READER)))
+                conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(
+                    ident(BUILD_SCHEMA), ident(BI_READER)))
+                conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} REVOKE SELECT ON TABLES FROM {}")
+                             .format(ident(BUILD_SCHEMA), ident(BI_READER)))
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(
+                    ident(BUILD_SCHEMA), ident(MARKER_TABLE)))
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                ident(PUBLISHED_SCHEMA), ident(BI_READER)))
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                ident(PUBLISHED_SCHEMA), ident(BI_READER)))
+            conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
+                ident(PUBLISHED_SCHEMA), ident(BI_READER)))
+            tables = conn.execute(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = %s", (PUBLISHED_SCHEMA,)).fetchone()[0]
+            conn.commit()
+        except psycopg.Error as exc:
+            conn.rollback()
+            raise PublishError(f"the swap into {PUBLISHED_SCHEMA} failed and was rolled back: {exc}") from exc
+    return {
+        "schema": PUBLISHED_SCHEMA,
+        "invocation_id": marker[0],
+        "built_at": marker[1].isoformat(),
+        "tables": tables,
+        "replaced_invocation_id": previous[0] if previous else None,
+    }

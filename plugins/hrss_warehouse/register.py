@@ -1,0 +1,188 @@
+"""Registration: every received file is hashed, recorded and moved out of the landing folder.
+
+A file is stored content-addressed under ``$HRSS_HOME/archive/`` and gets one ``raw.submission`` row
+per form it carries (a workbook three, a CSV one; a file whose name or content cannot be read one row
+with NULLs). A byte-identical re-send, under any name, is recorded as another ``raw.receipt`` and kept
+under ``archive/resent/``: it creates no submission and is not loaded again. Nothing is deleted or
+overwritten. The database rows are committed before the file leaves the landing folder, so a crash in
+between leaves the file in place and the next run completes the move instead of counting a re-send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hrss_warehouse.config import Settings
+from hrss_warehouse.spec import load_spec
+
+UNNAMED_BATCH = "unnamed"  # files whose name gives no county: checked together, outside any province
+FIRST_SURVEY_YEAR = 2014
+_NAME = re.compile(
+    r"^(?P<county>\d{6})_(?P<year>\d{4})(?:_(?P<form>[A-Za-z]+-\d+))?(?:_r(?P<rev>\d{1,3}))?"
+    r"\.(?P<ext>xlsx|csv)$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class FileName:
+    county_code: str
+    survey_year: int
+    form: str | None  # CSV only
+    revision: int
+    kind: str  # "xlsx" or "csv"
+
+
+def parse_file_name(name: str) -> FileName | None:
+    """The parts of a return's file name, or None when it breaks S02."""
+    match = _NAME.match(name)
+    if not match:
+        return None
+    kind = match["ext"].lower()
+    form = match["form"].upper() if match["form"] else None
+    year = int(match["year"])
+    revision = int(match["rev"]) if match["rev"] else 1
+    if not FIRST_SURVEY_YEAR <= year <= datetime.now(UTC).year or revision < 1:
+        return None
+    if (kind == "csv") != (form is not None) or (form is not None and form not in load_spec().forms):
+        return None
+    return FileName(match["county"], year, form, revision, kind)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def printable_name(name: str) -> str:
+    """A file name as text PostgreSQL accepts: undecodable bytes and NULs become U+FFFD."""
+    raw = os.fsencode(name)
+    return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+def archive_path(settings: Settings, sha256: str, kind: str | None) -> Path:
+    suffix = f".{kind}" if kind else ".bin"
+    return settings.archive_dir / sha256[:2] / f"{sha256}{suffix}"
+
+
+def stored_file(settings: Settings, recorded: str) -> Path:
+    """Where a registered file is now: its recorded path, or its twin in archive/ or quarantine/."""
+    path = Path(recorded)
+    if path.exists():
+        return path
+    for folder in (settings.archive_dir, settings.quarantine_dir):
+        twin = folder / path.parent.name / path.name
+        if twin.exists():
+            return twin
+    return path
+
+
+def workbook_forms(path: Path) -> list[str] | None:
+    """The forms a workbook carries, or None when it is not a readable workbook with all three sheets.
+
+    Only the zip directory and the workbook part are read, never a sheet, so a zip bomb is harmless here.
+    """
+    forms = list(load_spec().forms)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "xl/workbook.xml" not in names:
+                return None
+            info = archive.getinfo("xl/workbook.xml")
+            if info.file_size > 1 << 20:
+                return None
+            text = archive.read(info).decode("utf-8", errors="replace")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        return None
+    sheets = set(re.findall(r'<(?:\w+:)?sheet\b[^>]*\bname="([^"]*)"', text))
+    return forms if set(forms) <= sheets else None
+
+
+def forms_of(path: Path, name: FileName | None) -> list[str | None]:
+    """One entry per raw.submission row the file gets (None: the form could not be read)."""
+    if name is None:
+        return [None]
+    if name.kind == "csv":
+        return [name.form]
+    return workbook_forms(path) or [None]
+
+
+def register_files(settings: Settings, paths: list[str]) -> list[dict]:
+    """Record and archive each file; return the submissions to check, one batch per province.
+
+    Submissions left ``pending`` by an earlier interrupted run are returned too, so a rerun finishes them.
+    """
+    from hrss_warehouse.load import ensure_schema
+    from hrss_warehouse.warehouse import LOADER, connect
+
+    ensure_schema(settings)
+    # autocommit: each file's rows commit in their own transaction block before the file moves
+    with connect(settings, role=LOADER, autocommit=True) as conn:
+        for raw_path in paths:
+            path = Path(raw_path)
+            if not path.is_file():
+                continue  # already moved by an earlier run of the same task
+            _register_one(settings, conn, path)
+        rows = conn.execute(
+            "SELECT submission_id, county_code FROM raw.submission WHERE outcome = 'pending' "
+            "ORDER BY submission_id"
+        ).fetchall()
+    batches: dict[str, list[int]] = {}
+    for submission_id, county in rows:
+        batches.setdefault(county[:2] if county else UNNAMED_BATCH, []).append(submission_id)
+    return [{"batch": key, "submission_ids": ids} for key, ids in sorted(batches.items())]
+
+
+def _register_one(settings: Settings, conn, path: Path) -> None:
+    stat = path.stat()
+    sha = sha256_of(path)
+    file_name = printable_name(path.name)
+    received_at = datetime.fromtimestamp(stat.st_mtime, UTC)
+    name = parse_file_name(path.name)
+    known = conn.execute(
+        "SELECT archived_path FROM raw.submission WHERE sha256 = %s LIMIT 1", (sha,)
+    ).fetchone()
+    if known and stored_file(settings, known[0]).exists():
+        # A re-send: keep this copy too, beside the archive, and record the receipt only.
+        target = settings.archive_dir / "resent" / f"{sha}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO raw.receipt (sha256, file_name, received_at, stored_path) VALUES (%s,%s,%s,%s)",
+                (sha, file_name, received_at, str(target)),
+            )
+        _move(path, target)
+        return
+    target = Path(known[0]) if known else archive_path(settings, sha, name.kind if name else None)
+    if not known:
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO raw.receipt (sha256, file_name, received_at, stored_path) VALUES (%s,%s,%s,%s)",
+                (sha, file_name, received_at, str(target)),
+            )
+            for form in forms_of(path, name):
+                conn.execute(
+                    "INSERT INTO raw.submission (sha256, size_bytes, file_name, county_code, survey_year,"
+                    " form, revision, received_at, archived_path) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    (sha, stat.st_size, file_name, name.county_code if name else None,
+                     name.survey_year if name else None, form, name.revision if name else None,
+                     received_at, str(target)),
+                )
+    _move(path, target)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Move without ever replacing an existing file (content-addressed targets hold the same bytes)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        raise FileExistsError(f"refusing to overwrite {target} with {source}")
+    shutil.move(source, target)

@@ -1,0 +1,223 @@
+"""Transform stage: run the dbt project (dbt_project/) against the warehouse.
+
+dbt runs in a subprocess (its own process state, its own exit code) as the stage role
+hrss_transformer; the connection comes from Settings through environment variables that
+dbt_project/profiles.yml reads. Runtime artefacts (target/, logs/) live under $HRSS_HOME/dbt, so
+several homes can build at once; only `parse` writes dbt_project/target/manifest.json, the manifest
+that Cosmos renders the Airflow task group from.
+
+The forms' metadata reaches dbt as seeds generated from forms.yaml (`write_spec_seeds`), so the
+SQL never repeats which form version has which indicator.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psycopg import sql
+
+from hrss_warehouse.config import DBT_PROJECT_DIR, Settings
+from hrss_warehouse.spec import load_spec
+
+PROFILE_NAME = "hrss"
+TARGET_NAME = "warehouse"
+BUILD_SCHEMA = "marts_build"
+MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
+SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
+# Seeds written from forms.yaml: name -> header. Committed, and a test keeps them equal to the spec.
+SPEC_SEEDS = {
+    "jcpt_forms": ("form", "platform_level", "title_zh"),
+    "jcpt_form_versions": ("form_version", "first_year", "last_year", "money_unit"),
+    "jcpt_form_columns": ("form", "form_version", "position", "indicator_code", "column_name", "name_zh",
+                          "column_type"),
+}
+
+
+class TransformError(RuntimeError):
+    """dbt failed; the message names the failing nodes and where the log is."""
+
+
+@dataclass(frozen=True)
+class DbtResult:
+    """What one dbt invocation did: its arguments, exit code, wall time and per-node statuses."""
+
+    args: tuple[str, ...]
+    returncode: int
+    seconds: float
+    statuses: dict[str, str] = field(default_factory=dict)  # unique_id -> status
+    invocation_id: str | None = None
+    log_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def failures(self) -> list[str]:
+        return sorted(uid for uid, status in self.statuses.items()
+                      if status in {"error", "fail", "runtime error", "skipped"})
+
+
+def spec_seed_rows() -> dict[str, list[tuple]]:
+    """The rows of the spec seeds, derived from forms.yaml."""
+    spec = load_spec()
+    forms, columns = [], []
+    for form in spec.form_codes:
+        versions = spec.forms[form]
+        newest = max(versions, key=lambda v: spec.versions[v].first_year)
+        forms.append((form, spec.level_of(form), versions[newest].title))
+        for version, definition in versions.items():
+            for position, column in enumerate(definition.columns, start=1):
+                columns.append((form, version, position, column.code, column.name, column.zh, column.type))
+    versions = [(v.name, v.first_year, "" if v.last_year is None else v.last_year, v.money_unit)
+                for v in spec.versions.values()]
+    return {"jcpt_forms": forms, "jcpt_form_versions": versions, "jcpt_form_columns": columns}
+
+
+def render_spec_seed(name: str) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SPEC_SEEDS[name])
+    writer.writerows(spec_seed_rows()[name])
+    return out.getvalue()
+
+
+def write_spec_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Path]:
+    """Regenerate the spec seeds after forms.yaml changed; returns the files written."""
+    written = []
+    for name in SPEC_SEEDS:
+        path = seeds_dir / f"{name}.csv"
+        path.write_text(render_spec_seed(name), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def runtime_dir(settings: Settings) -> Path:
+    return settings.home / "dbt"
+
+
+def dbt_env(settings: Settings | None) -> dict[str, str]:
+    """The environment dbt needs: the connection for profiles.yml plus dbt's own paths and flags.
+
+    With ``settings`` None only the offline part is set (enough for `dbt parse`).
+    """
+    env = {
+        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+        "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
+    }
+    if settings is not None:
+        params = settings.conn_params()
+        env.update(
+            HRSS_DBT_HOST=params["host"],
+            HRSS_DBT_PORT=params["port"],
+            HRSS_DBT_USER=params.get("user", ""),
+            HRSS_DBT_PASSWORD=params.get("password", ""),
+            HRSS_DBT_DBNAME=params.get("dbname", "hrss"),
+            HRSS_DBT_SSLMODE=params.get("sslmode", "prefer"),
+            DBT_TARGET_PATH=str(runtime_dir(settings) / "target"),
+            DBT_LOG_PATH=str(runtime_dir(settings) / "logs"),
+        )
+    return env
+
+
+def _dbt_executable() -> str:
+    # The dbt next to this interpreter: the venv's, whatever PATH says.
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run_dbt(settings: Settings | None, *args: str, target_path: Path | None = None,
+            timeout: float | None = None) -> DbtResult:
+    """Run one dbt command in the project; never raises for a failing dbt (see DbtResult.ok)."""
+    env = {**os.environ, **dbt_env(settings)}
+    if target_path is not None:
+        env["DBT_TARGET_PATH"] = str(target_path)
+    target = Path(env.get("DBT_TARGET_PATH", DBT_PROJECT_DIR / "target"))
+    log_dir = Path(env.get("DBT_LOG_PATH", DBT_PROJECT_DIR / "logs"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (target / "run_results.json").unlink(missing_ok=True)
+    log_path = log_dir / f"{args[0]}.out"
+    started = time.monotonic()
+    with log_path.open("w") as out:
+        try:
+            proc = subprocess.run([_dbt_executable(), *args], cwd=DBT_PROJECT_DIR, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout,
+                                  check=False)
+        except FileNotFoundError as exc:
+            raise TransformError("dbt is not installed in this environment (run `make install`)") from exc
+    seconds = time.monotonic() - started
+    statuses, invocation = {}, None
+    results = target / "run_results.json"
+    if results.exists():
+        doc = json.loads(results.read_text())
+        invocation = doc.get("metadata", {}).get("invocation_id")
+        statuses = {r["unique_id"]: str(r["status"]) for r in doc.get("results", [])}
+    return DbtResult(tuple(args), proc.returncode, seconds, statuses, invocation, log_path)
+
+
+def _raise_for(result: DbtResult, what: str) -> None:
+    if result.ok:
+        return
+    failing = ", ".join(result.failures[:10]) or "see the log"
+    tail = ""
+    if result.log_path and result.log_path.exists():
+        lines = [ln for ln in result.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+        tail = "\n".join(lines[-15:])
+    raise TransformError(f"dbt {what} failed ({failing}); full log: {result.log_path}\n{tail}")
+
+
+def parse() -> Path:
+    """`dbt parse` offline (no database): writes dbt_project/target/manifest.json for Cosmos."""
+    result = run_dbt(None, "parse", target_path=DBT_PROJECT_DIR / "target")
+    _raise_for(result, "parse")
+    return MANIFEST_PATH
+
+
+def prepare_build_schema(settings: Settings) -> None:
+    """Remove the build schema's completion marker before a build.
+
+    The build schema holds the previously published tables (publish swaps them back), on which the
+    facts build incrementally; only mart_build_info goes, so that a marker of an earlier build can
+    never pass for this one's.
+    """
+    from hrss_warehouse.warehouse import TRANSFORMER, connect
+
+    with connect(settings, role=TRANSFORMER) as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.mart_build_info").format(sql.Identifier(BUILD_SCHEMA)))
+        conn.commit()
+
+
+def build(settings: Settings, *, full_refresh: bool = False, select: str | None = None) -> DbtResult:
+    """`dbt build` (seeds, models, tests, unit tests) into staging/intermediate/core and the build
+    schema. Raises TransformError when any node fails; the published marts are untouched either way.
+    """
+    prepare_build_schema(settings)
+    # No --fail-fast: dbt would cancel the other queries with pg_terminate_backend, which the stage
+    # role may not do to the administrative login's sessions; failures skip their dependants anyway.
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    if select:
+        args += ["--select", select]
+    result = run_dbt(settings, *args)
+    _raise_for(result, "build")
+    return result
+
+
+def docs_generate(settings: Settings) -> Path:
+    """`dbt docs generate` describing the published schema, into $HRSS_HOME/docs/dbt."""
+    out = settings.docs_dir / "dbt"
+    result = run_dbt(settings, "docs", "generate", "--vars", json.dumps({"build_schema": "marts"}),
+                     target_path=out)
+    _raise_for(result, "docs generate")
+    return out / "index.html"

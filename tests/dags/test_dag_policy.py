@@ -1,0 +1,89 @@
+"""DAG policy (after mozilla/telemetry-airflow's test_dag_validity): every DAG has an owner, retries
+with backoff, tags and documentation; schedules, concurrency and the retry policy are as designed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hrss_warehouse import orchestration as orc
+
+
+def test_no_import_errors(dag_report: dict) -> None:
+    assert dag_report["import_errors"] == {}
+    assert sorted(dag_report["dags"]) == ["jcpt_nightly", "jcpt_reprocess", "reference_divisions"]
+
+
+def test_owner_tags_docs_on_every_dag(dag_report: dict) -> None:
+    for dag_id, dag in dag_report["dags"].items():
+        assert dag["owner"] == orc.OWNER, dag_id
+        assert all(t["owner"] == orc.OWNER for t in dag["tasks"]), dag_id
+        assert set(orc.TAGS) <= set(dag["tags"]), f"{dag_id}: tags {dag['tags']}"
+        assert len(dag["doc_md"].strip()) > 100, f"{dag_id}: doc_md missing or too short"
+        assert dag["tasks"], f"{dag_id}: no tasks"
+
+
+def test_retries_with_backoff_except_dbt(dag_report: dict) -> None:
+    for dag_id, dag in dag_report["dags"].items():
+        assert int(dag["default_args"]["retries"]) >= 1, dag_id
+        for task in dag["tasks"]:
+            if task["class"].startswith("Dbt"):
+                # A failing model or data test is a validation failure: never retried.
+                assert task["retries"] == 0, f"{dag_id}.{task['task_id']}"
+            else:
+                assert task["retries"] >= 1 and task["retry_exponential_backoff"] > 1, \
+                    f"{dag_id}.{task['task_id']}"
+
+
+def test_one_run_at_a_time(dag_report: dict) -> None:
+    # Runs of the same DAG would interleave loads and publishes (#8 concurrency).
+    for dag_id, dag in dag_report["dags"].items():
+        assert dag["max_active_runs"] == 1, dag_id
+        assert dag["catchup"] is False, dag_id
+
+
+def test_nightly_schedule_and_shape(dag_report: dict, dbt_manifest: Path) -> None:
+    dag = dag_report["dags"]["jcpt_nightly"]
+    assert (dag["timetable"], dag["cron"], dag["timezone"]) == ("CronTriggerTimetable", "0 2 * * *",
+                                                                "Asia/Shanghai")
+    tasks = {t["task_id"]: t for t in dag["tasks"]}
+    assert tasks["parse_and_check"]["mapped"] and tasks["load"]["mapped"]
+    assert tasks["register"]["downstream"] == ["parse_and_check", "reports"]
+    dbt_tasks = {tid for tid in tasks if tid.startswith("dbt_build.")}
+    # TestBehavior.BUILD: `dbt build` per node, tests included (ephemeral models become empty tasks).
+    assert {tasks[tid]["class"] for tid in dbt_tasks} <= {"DbtBuildLocalOperator", "DbtTestLocalOperator",
+                                                          "EmptyOperator"}
+    manifest = json.loads(dbt_manifest.read_text())
+    models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    missing = {m for m in models if not {f"dbt_build.{m}_model_build", f"dbt_build.{m}_run"} & set(tasks)}
+    assert not missing, f"models without their own task: {sorted(missing)}"
+    # publish waits for the whole build, then the reports; it updates the mart Assets.
+    assert set(tasks["publish"]["upstream"]) <= dbt_tasks and tasks["publish"]["downstream"] == ["reports"]
+    assert tasks["publish"]["outlets"] == sorted(a.uri for a in orc.mart_assets())
+    assert len(tasks["publish"]["outlets"]) == len(orc.published_marts()) >= 10
+
+
+def test_reprocess_is_yearly_by_data_interval(dag_report: dict) -> None:
+    dag = dag_report["dags"]["jcpt_reprocess"]
+    assert (dag["timetable"], dag["cron"], dag["timezone"]) == ("CronDataIntervalTimetable", "0 0 1 1 *",
+                                                                "Asia/Shanghai")
+    assert dag["params"] == ["counties", "dry_run"]
+    tasks = {t["task_id"]: t for t in dag["tasks"]}
+    # a dry run, or nothing changed: build and publish are skipped
+    assert tasks["changes_made"]["class"].startswith("_ShortCircuit")
+    assert tasks["changes_made"]["upstream"] == ["reprocess"]
+    assert tasks["publish"]["outlets"] == sorted(a.uri for a in orc.mart_assets())
+
+
+def test_survey_year_is_the_local_year_of_the_interval_start() -> None:
+    import pendulum
+
+    # 1 Jan 2016 00:00 in Shanghai is still 2015 in UTC: the local year counts.
+    start = pendulum.datetime(2016, 1, 1, tz="Asia/Shanghai").in_timezone("UTC")
+    assert orc.survey_year_of(start) == 2016
+
+
+def test_reference_divisions(dag_report: dict) -> None:
+    dag = dag_report["dags"]["reference_divisions"]
+    assert dag["timetable"] == "NullTimetable"
+    assert [t["outlets"] for t in dag["tasks"]] == [[orc.division_asset().uri]]

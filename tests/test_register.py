@@ -1,0 +1,83 @@
+"""Registration: names, hashes, receipts, content-addressed archive, batches per province."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from ingest_helpers import fixture_file
+
+from hrss_warehouse import check, load, register
+from hrss_warehouse.warehouse import LOADER, connect
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("420102_2017.xlsx", ("420102", 2017, None, 1, "xlsx")),
+    ("420102_2017_r2.xlsx", ("420102", 2017, None, 2, "xlsx")),
+    ("420102_2017_JCPT-3_r3.csv", ("420102", 2017, "JCPT-3", 3, "csv")),
+    ("420102_2017_jcpt-2.CSV", ("420102", 2017, "JCPT-2", 1, "csv")),
+    ("420102_2017.csv", None), ("420102_2017_JCPT-2.xlsx", None), ("42010_2017.xlsx", None),
+    ("420102_2013.xlsx", None), ("420102_2099.xlsx", None), ("420102_2017_JCPT-9.csv", None),
+    ("420102_2017.xls", None), ("../420102_2017.xlsx", None), ("420102_2017_r0.xlsx", None),
+])
+def test_file_names(name, expected):
+    parsed = register.parse_file_name(name)
+    assert (None if parsed is None else (parsed.county_code, parsed.survey_year, parsed.form,
+                                         parsed.revision, parsed.kind)) == expected
+
+
+def _rows(settings, sha):
+    with connect(settings, role=LOADER) as conn:
+        return conn.execute("SELECT form, county_code, outcome, archived_path FROM raw.submission "
+                            "WHERE sha256 = %s ORDER BY form", (sha,)).fetchall(), conn.execute(
+            "SELECT count(*) FROM raw.receipt WHERE sha256 = %s", (sha,)).fetchone()[0]
+
+
+def test_register_archives_records_and_batches(settings, tmp_path):
+    good = fixture_file("pass", "good_v2014")
+    landed = tmp_path / "150206_2015_r7.xlsx"
+    shutil.copyfile(good, landed)
+    sha = register.sha256_of(landed)
+    batches = register.register_files(settings, [str(landed)])
+    rows, receipts = _rows(settings, sha)
+    assert [r[0] for r in rows] == ["JCPT-1", "JCPT-2", "JCPT-3"] and receipts == 1
+    archived = Path(rows[0][3])
+    assert archived == settings.archive_dir / sha[:2] / f"{sha}.xlsx"
+    assert archived.read_bytes() == good.read_bytes()
+    assert not landed.exists()
+    batch = next(b for b in batches if b["batch"] == "15")
+    assert len(batch["submission_ids"]) >= 3
+
+    # the rows committed but the move was lost (a crash in between): the rerun completes the move only
+    shutil.move(archived, landed)
+    register.register_files(settings, [str(landed)])
+    assert _rows(settings, sha)[1] == 1 and archived.exists() and not landed.exists()
+
+    # a byte-identical re-send under another name: another receipt, no new submission, kept on disk
+    resend = tmp_path / "copy_of_return.xlsx"
+    shutil.copyfile(good, resend)
+    register.register_files(settings, [str(resend)])
+    rows_after, receipts_after = _rows(settings, sha)
+    assert rows_after == rows and receipts_after == 2
+    assert any((settings.archive_dir / "resent").glob(f"{sha}.*"))
+    _finish(settings, batches)
+
+
+def test_unreadable_files_get_one_row_with_nulls(settings, tmp_path):
+    landed = tmp_path / "no name at all.xlsx"
+    landed.write_bytes(b"\x00\x01garbage")
+    sha = register.sha256_of(landed)
+    batches = register.register_files(settings, [str(landed)])
+    rows, _ = _rows(settings, sha)
+    assert rows == [(None, None, "pending", str(settings.archive_dir / sha[:2] / f"{sha}.bin"))]
+    assert any(b["batch"] == register.UNNAMED_BATCH for b in batches)
+    _finish(settings, batches)
+    rows, _ = _rows(settings, sha)
+    assert rows[0][2] == "quarantined" and Path(rows[0][3]).parent.parent == settings.quarantine_dir
+
+
+def _finish(settings, batches):
+    """Check and load what a test registered, so no submission is left pending for later tests."""
+    for batch in batches:
+        load.load_batch(settings, check.parse_and_check_batch(settings, batch))
