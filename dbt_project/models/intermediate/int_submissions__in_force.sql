@@ -1,4 +1,10 @@
-{{ config(materialized='table', indexes=[{'columns': ['submission_id'], 'unique': true}], post_hook='analyze {{ this }}') }}
+{{
+    config(
+        materialized='table',
+        indexes=[{'columns': ['submission_id'], 'unique': true}],
+        post_hook='analyze {{ this }}',
+    )
+}}
 -- The submission in force per county, survey year and form: among the accepted ones, the greatest
 -- (revision, received_at). A quarantined later revision is not accepted, so the previous accepted
 -- one stays in force; byte-identical re-sends are one submission already at registration.
