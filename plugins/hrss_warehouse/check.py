@@ -479,8 +479,13 @@ def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict) -> Evaluation
                 if finding.rule_id not in flags:
                     flags.append(finding.rule_id)
     # -- any hard finding quarantines every form of the file
+    hard_in_file: dict[str, bool] = {}
+    for sid, found_rules in findings.items():
+        hard_in_file[meta[sid].sha256] = hard_in_file.get(meta[sid].sha256, False) or any(
+            spec.rules[f.rule_id].is_hard for f in found_rules)
     for sid in meta:
-        if sid not in parsed_forms and not any(spec.rules[f.rule_id].is_hard for f in findings[sid]):
+        # a sheet left unread because another part of the file already failed needs no rule of its own
+        if sid not in parsed_forms and not hard_in_file[meta[sid].sha256]:
             # nothing could be read for this form although no rule fired: never accept it silently
             findings[sid].append(Finding("S01", form=meta[sid].form,
                                          params={"detail": "no rows could be read"}))
