@@ -77,11 +77,3 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     _active["module"] = module
     if "settings" in _active:
         reset_warehouse(_active["settings"])
-
-
-@pytest.fixture
-def admin_conn(settings: Settings):
-    from hrss_warehouse.warehouse import connect
-
-    with connect(settings) as conn:
-        yield conn

@@ -14,7 +14,6 @@ import yaml
 from hrss_warehouse.config import SPEC_DIR
 
 NUMERIC_TYPES = frozenset({"enum", "flag", "count", "area", "money"})
-DESCRIPTIVE_TYPES = frozenset({"code", "text"})
 PG_TYPES = {"code": "text", "text": "text", "enum": "integer", "flag": "smallint", "count": "bigint",
             "area": "numeric(14,2)", "money": "numeric(16,4)"}
 
