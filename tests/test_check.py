@@ -124,3 +124,29 @@ def test_each_gx_expectation_is_live(evaluation, rule_id):
                          if check.suite_name(f, v) == form_version)
             assert [e["meta"]["rule_id"] for e in suite["expectations"]
                     if e["meta"]["expectation"] == name] == [rule_id]
+
+
+def test_a_rule_made_soft_in_the_spec_in_force_flags_rows_instead(tmp_path, monkeypatch):
+    # HRSS_SPEC_DIR: the office's edited contract. C06 turned soft: the file is accepted, rows flagged.
+    from hrss_warehouse.config import SPEC_DIR
+
+    edited = tmp_path / "spec"
+    edited.mkdir()
+    for name in ("forms.yaml", "rules.yaml"):
+        text = (SPEC_DIR / name).read_text(encoding="utf-8")
+        if name == "rules.yaml":
+            head, tail = text.split("  - id: C06\n", 1)
+            text = head + "  - id: C06\n" + tail.replace("severity: hard", "severity: soft", 1)
+        (edited / name).write_text(text, encoding="utf-8")
+    monkeypatch.setenv("HRSS_SPEC_DIR", str(edited))
+    load_spec.cache_clear()
+    try:
+        assert not load_spec().rules["C06"].is_hard
+        subs = refs(fixture_file("fail", "C06"), 1)
+        result = check.evaluate(subs)
+        assert {result.outcome(s.submission_id) for s in subs} == {"accepted"}
+        flagged = [rules for s in subs for rules in result.row_flags.get(s.submission_id, {}).values()]
+        assert ["C06"] in flagged
+    finally:
+        monkeypatch.delenv("HRSS_SPEC_DIR")
+        load_spec.cache_clear()

@@ -53,3 +53,13 @@ def test_cli_reports_config_errors_without_traceback(tmp_path) -> None:
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2
     assert "HRSS_PG_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_spec_dir_without_the_spec_names_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from hrss_warehouse.config import SPEC_DIR, spec_dir
+
+    monkeypatch.delenv("HRSS_SPEC_DIR", raising=False)
+    assert spec_dir() == SPEC_DIR
+    monkeypatch.setenv("HRSS_SPEC_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="HRSS_SPEC_DIR.*forms.yaml, rules.yaml"):
+        spec_dir()

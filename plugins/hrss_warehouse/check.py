@@ -35,7 +35,6 @@ STAFF_PARTS = (("staff_establishment", "staff_welfare", "staff_other"), ("staff_
 FUNDING_PARTS = ("funding_central", "funding_provincial", "funding_municipal", "funding_county")
 FUNDING_TOLERANCE = 0.01
 PERSONS_PER_STAFF_LIMIT = 50_000
-ROW_SOFT_RULES = ("C11", "C12", "R01")
 # Helper columns of the check frame, and the form column a finding on them points at.
 HELPER_OF = {"invalid_cells": "region_code", "region_county": "region_code", "region_key": "region_code",
              "staff_parts_sum": "staff_total",
@@ -442,6 +441,8 @@ def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict) -> Evaluation
             if sub_of_form.get(form) is not None:
                 parsed_forms[sub_of_form[form]] = pf
     sheets = {sid: pf.sheet for sid, pf in parsed_forms.items()}
+    # soft row rules flag the offending rows (quality_flags) instead of quarantining the file
+    row_soft_rules = {r.id for r in spec.rules.values() if not r.is_hard and r.scope == "row"}
     row_flags: dict[int, dict[int, list[str]]] = {sid: {} for sid in parsed_forms}
     by_version: dict[tuple[str, str], list[int]] = {}
     for sid, pf in parsed_forms.items():
@@ -474,7 +475,7 @@ def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict) -> Evaluation
         for sid, finding in found:
             finding.sheet = sheets[sid]
             findings[sid].append(finding)
-            if finding.rule_id in ROW_SOFT_RULES:
+            if finding.rule_id in row_soft_rules:
                 flags = row_flags[sid].setdefault(finding.row, [])
                 if finding.rule_id not in flags:
                     flags.append(finding.rule_id)

@@ -30,6 +30,23 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names the setting."""
 
 
+def spec_dir() -> Path:
+    """The reporting contract in force: ``$HRSS_SPEC_DIR``, default the project's ``survey_spec/``.
+
+    A statistics office that refines the rules (e.g. a rule's severity) points this at its edited copy
+    and reprocesses; the checks and the feedback reports then follow that copy.
+    """
+    raw = os.environ.get("HRSS_SPEC_DIR")
+    if not raw:
+        return SPEC_DIR
+    folder = Path(raw).expanduser().resolve()
+    missing = [name for name in ("forms.yaml", "rules.yaml") if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"HRSS_SPEC_DIR={raw!r} must be a folder holding forms.yaml and rules.yaml; "
+                          f"missing: {', '.join(missing)}")
+    return folder
+
+
 def _secret(path: Path) -> str:
     """Read a generated secret, creating it (mode 0600) on first use."""
     if not path.exists():

@@ -11,7 +11,7 @@ from functools import cache
 
 import yaml
 
-from hrss_warehouse.config import SPEC_DIR
+from hrss_warehouse.config import spec_dir
 
 NUMERIC_TYPES = frozenset({"enum", "flag", "count", "area", "money"})
 PG_TYPES = {"code": "text", "text": "text", "enum": "integer", "flag": "smallint", "count": "bigint",
@@ -158,8 +158,9 @@ def _column(raw: dict) -> Column:
 
 @cache
 def load_spec() -> Spec:
-    forms_doc = yaml.safe_load((SPEC_DIR / "forms.yaml").read_text(encoding="utf-8"))
-    rules_doc = yaml.safe_load((SPEC_DIR / "rules.yaml").read_text(encoding="utf-8"))
+    folder = spec_dir()
+    forms_doc = yaml.safe_load((folder / "forms.yaml").read_text(encoding="utf-8"))
+    rules_doc = yaml.safe_load((folder / "rules.yaml").read_text(encoding="utf-8"))
     versions = {
         name: Version(name=name, first_year=v["first_year"], last_year=v["last_year"],
                       valid_until_label=v["valid_until_label"], unit_line=forms_doc["unit_line"][name],
