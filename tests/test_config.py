@@ -61,5 +61,5 @@ def test_spec_dir_without_the_spec_names_the_setting(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("HRSS_SPEC_DIR", raising=False)
     assert spec_dir() == SPEC_DIR
     monkeypatch.setenv("HRSS_SPEC_DIR", str(tmp_path))
-    with pytest.raises(ConfigError, match="HRSS_SPEC_DIR.*forms.yaml, rules.yaml"):
+    with pytest.raises(ConfigError, match=r"HRSS_SPEC_DIR.*forms\.yaml, rules\.yaml"):
         spec_dir()

@@ -9,21 +9,21 @@ import time
 import pytest
 from ingest_helpers import fixture_file
 
-from hrss_warehouse import check, load, register
+from hrss_warehouse import check, load, register, warehouse
 from hrss_warehouse.warehouse import LOADER, WarehouseError, connect
 
 
 def test_a_held_lock_refuses_with_a_clear_message_or_waits(settings):
-    with load.warehouse_lock(settings, "load"):
+    with warehouse.warehouse_lock(settings, "load"):
         with (pytest.raises(WarehouseError, match=r"'load' lock is held by PostgreSQL backend \d+"),
-              load.warehouse_lock(settings, "load", wait=False)):
+              warehouse.warehouse_lock(settings, "load", wait=False)):
             pass
-        with load.warehouse_lock(settings, "publish", wait=False):
+        with warehouse.warehouse_lock(settings, "publish", wait=False):
             pass  # another name is another lock
     released = threading.Event()
 
     def hold() -> None:
-        with load.warehouse_lock(settings, "load"):
+        with warehouse.warehouse_lock(settings, "load"):
             released.wait(10)
 
     holder = threading.Thread(target=hold)
@@ -31,7 +31,7 @@ def test_a_held_lock_refuses_with_a_clear_message_or_waits(settings):
     time.sleep(0.5)
     started = time.monotonic()
     threading.Timer(1.0, released.set).start()
-    with load.warehouse_lock(settings, "load", timeout_s=30):
+    with warehouse.warehouse_lock(settings, "load", timeout_s=30):
         assert time.monotonic() - started >= 0.9  # waited for the holder
     holder.join()
 

@@ -80,3 +80,15 @@ def test_docs_describe_the_published_marts(settings, first_publish) -> None:
     published = {node["metadata"]["name"] for node in catalog["nodes"].values()
                  if node["metadata"]["schema"] == "marts"}
     assert {"mart_coverage", "fct_platform_year", "dim_region"} <= published
+
+
+def test_a_second_publisher_waits_then_says_who_holds_the_lock(settings, first_publish, monkeypatch) -> None:
+    from hrss_warehouse import warehouse
+
+    monkeypatch.setattr(publish, "PUBLISH_WAIT_S", 1.0)
+    held_by = (r"nothing was published: the warehouse 'publish' lock is held by PostgreSQL backend \d+ "
+               r"\(hrss publish lock, pid \d+, connected since ")
+    with warehouse.warehouse_lock(settings, "publish"), pytest.raises(publish.PublishError, match=held_by):
+        publish.publish(settings)
+    published = bi_query(settings, "SELECT invocation_id FROM mart_build_info")
+    assert published  # yesterday's marts stay readable

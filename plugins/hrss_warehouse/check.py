@@ -416,6 +416,21 @@ def _county_is_reporting(county: str, year: int) -> bool:
     return county in _reporting_counties(year)
 
 
+def _joined_cells(forms: list[ParsedForm], subs: list[SubmissionRef]) -> pd.DataFrame:
+    """One frame of the cells of many submissions of one form version, with their ids."""
+    names = list(forms[0].columns)
+    joined: dict[str, list] = {name: [] for name in names}
+    for pf in forms:
+        for name in names:
+            joined[name] += pf.columns[name]
+    sizes = [pf.rows for pf in forms]
+    data = {name: np.array(values, dtype=object) for name, values in joined.items()}
+    data["submission_id"] = np.repeat([s.submission_id for s in subs], sizes)
+    data["county_code"] = np.repeat(np.array([s.county_code for s in subs], dtype=object), sizes)
+    data["survey_year"] = np.repeat([s.survey_year for s in subs], sizes)
+    return pd.DataFrame(data)
+
+
 def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict) -> Evaluation:
     """Parse each file once and run every rule over all submissions together: cells are normalised
     and checked per form version over the concatenated rows (one GX run per suite), not per file."""
@@ -450,9 +465,7 @@ def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict) -> Evaluation
     frames = {}
     for (form, version), sids in by_version.items():
         fv = spec.form(form, version)
-        cells = pd.concat([parsed_forms[sid].cells.assign(
-            submission_id=sid, county_code=meta[sid].county_code, survey_year=meta[sid].survey_year)
-            for sid in sids], ignore_index=True)
+        cells = _joined_cells([parsed_forms[sid] for sid in sids], [meta[sid] for sid in sids])
         frame = check_frame(normalise(cells, fv, keep=("submission_id", "county_code", "survey_year")), fv)
         frame.attrs["form"] = form
         frames[form, version] = frame
@@ -518,7 +531,7 @@ def parse_and_check_batch(settings: Settings, batch: dict) -> dict:
     batch_dir = _work_dir(settings) / f"batch_{batch['batch']}_{token}"
     batch_dir.mkdir(parents=True, exist_ok=True)
     accepted = [sub.submission_id for sub in subs if result.outcome(sub.submission_id) == "accepted"]
-    written = write_canonical_rows(result, accepted, batch_dir)
+    rows_files, row_counts = write_canonical_rows(result, accepted, batch_dir)
     summary = []
     for sub in subs:
         sid = sub.submission_id
@@ -526,8 +539,7 @@ def parse_and_check_batch(settings: Settings, batch: dict) -> dict:
         summary.append({"submission_id": sid, "outcome": result.outcome(sid),
                         "failed_rules": result.failed[sid], "soft_flags": result.soft[sid],
                         "form_version": form_version[1] if form_version else None,
-                        "form": sub.form, "rows_file": written.get(sid, (None, 0))[0],
-                        "rows": written.get(sid, (None, 0))[1]})
+                        "form": sub.form, "rows": row_counts.get(sid, 0)})
     details = {str(sid): [asdict(f) for f in found] for sid, found in result.findings.items()}
     (batch_dir / "findings.json").write_text(json.dumps(details, ensure_ascii=False, default=str))
     contacts = {str(sid): people for sid, people in result.contacts.items()}
@@ -535,20 +547,23 @@ def parse_and_check_batch(settings: Settings, batch: dict) -> dict:
     contacts_file.write_text(json.dumps(contacts, ensure_ascii=False))
     contacts_file.chmod(0o600)
     return {"batch": batch["batch"], "batch_dir": str(batch_dir), "submissions": summary,
+            "rows_files": rows_files,
             "accepted": [e["submission_id"] for e in summary if e["outcome"] == "accepted"],
             "quarantined": {str(e["submission_id"]): e["failed_rules"] for e in summary
                             if e["outcome"] == "quarantined"},
             "soft_flags": {str(e["submission_id"]): e["soft_flags"] for e in summary if e["soft_flags"]}}
 
 
-def write_canonical_rows(result: Evaluation, accepted: list[int], folder: Path) -> dict[int, tuple[str, int]]:
-    """Write each accepted submission's rows as CSV in the raw table's column order, money in 万元.
+def write_canonical_rows(result: Evaluation, accepted: list[int],
+                         folder: Path) -> tuple[list[dict], dict[int, int]]:
+    """Write the accepted submissions' rows as CSV in the raw table's column order, money in 万元.
 
-    Columns are converted once per form version over the whole batch; only the final split into one
-    file per submission (one COPY, one transaction each) is per submission.
+    One file per form version for the whole batch (the load copies each with one COPY); returns the
+    files ({form, path, rows}) and the number of rows of each submission.
     """
     spec = load_spec()
-    written: dict[int, tuple[str, int]] = {}
+    files: list[dict] = []
+    counts: dict[int, int] = {}
     chosen = set(accepted)
     for (form, version), frame in result.frames.items():
         rows = frame[frame["submission_id"].isin(chosen)]
@@ -572,15 +587,10 @@ def write_canonical_rows(result: Evaluation, accepted: list[int], folder: Path) 
                  if sid in chosen for row, rules in by_row.items()}
         out["quality_flags"] = [flags.get((sid, row), "{}") for sid, row in
                                 zip(rows["submission_id"], rows["source_row"], strict=True)]
-        table = pd.DataFrame(out, index=rows.index).sort_values(["submission_id", "source_row"])
-        # one CSV rendering for the whole form version, split into per-submission files by line (text
-        # cells hold no line breaks: normalise folds them), much cheaper than one to_csv per submission
-        lines = table.to_csv(index=False, header=False, lineterminator="\n").splitlines(keepends=True)
-        bounds = table["submission_id"].to_numpy()
-        starts = np.flatnonzero(np.r_[True, bounds[1:] != bounds[:-1]])
-        for start, end in zip(starts, [*starts[1:], len(lines)], strict=True):
-            sid = int(bounds[start])
-            path = folder / f"{sid}.csv"
-            path.write_text("".join(lines[start:end]), encoding="utf-8")
-            written[sid] = (str(path), int(end - start))
-    return written
+        table = pd.DataFrame(out, index=rows.index)
+        path = folder / f"rows_{form}_{version}.csv"
+        table.to_csv(path, index=False, header=False, lineterminator="\n")
+        files.append({"form": form, "version": version, "path": str(path), "rows": len(table)})
+        for sid, n in table["submission_id"].value_counts().items():
+            counts[int(sid)] = int(n)
+    return files, counts

@@ -1,35 +1,31 @@
-"""Load: checked rows into raw.jcpt_*_rows with COPY, one transaction per submission, as hrss_loader.
+"""Load: checked rows into raw.jcpt_*_rows with COPY, one transaction per checked batch, as hrss_loader.
 
-Each submission's transaction deletes whatever an earlier load left for it, copies its rows, writes its
-findings and footer contacts, and sets its outcome, so loading again changes nothing and a crash leaves
-no submission half-loaded. Files of quarantined submissions move from archive/ to quarantine/ (and
-back when a reprocess accepts them). Loads hold the advisory lock ``load`` (see ``warehouse_lock``).
+The transaction deletes whatever an earlier load left for the batch's submissions, copies their rows,
+writes their findings and footer contacts, and sets their outcomes, so loading again changes nothing and
+a crash leaves no submission half-loaded. Files of quarantined submissions move from archive/ to
+quarantine/ (and back when a reprocess accepts them). Loads hold the advisory lock ``load``
+(``warehouse.warehouse_lock``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 from psycopg import sql
 
 from hrss_warehouse.config import Settings
 from hrss_warehouse.register import stored_file
 from hrss_warehouse.spec import load_spec
-from hrss_warehouse.warehouse import LOADER, WarehouseError, connect
+from hrss_warehouse.warehouse import LOADER, LOCK_NAMESPACE, WarehouseError, connect, warehouse_lock
 
 log = logging.getLogger(__name__)
 
 RAW_SQL = (Path(__file__).parent / "sql" / "raw.sql").read_text()
-LOCK_NAMESPACE = 0x48525353  # "HRSS": the first key of every advisory lock the project takes
-LOCK_POLL_S = 2.0
 # Fault injection for the crash tests: after this many rows of a COPY the loader pauses (and says so in
 # $HRSS_HOME/work/load_paused) so a test can kill -9 it while PostgreSQL shows the COPY in progress.
 FAULT_ENV = "HRSS_FAULT_PAUSE_AFTER_ROWS"
@@ -47,54 +43,16 @@ def ensure_schema(settings: Settings) -> None:
         conn.commit()
 
 
-@contextlib.contextmanager
-def warehouse_lock(settings: Settings, name: str, *, wait: bool = True,
-                   timeout_s: float = 3600.0) -> Iterator[None]:
-    """Hold the PostgreSQL advisory lock ``name`` (e.g. 'load', 'publish') for the duration.
-
-    With ``wait`` False, or after ``timeout_s``, a held lock raises WarehouseError naming the holder.
-    """
-    try:
-        conn = psycopg.connect(settings.dsn(), autocommit=True, connect_timeout=10,
-                               application_name=f"hrss lock {name}")
-    except psycopg.OperationalError as exc:
-        raise WarehouseError(f"cannot connect to the warehouse to take the '{name}' lock: {exc}") from exc
-    try:
-        started = time.monotonic()
-        warned = False
-        while not conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
-                               (LOCK_NAMESPACE, name)).fetchone()[0]:
-            holder = conn.execute(
-                "SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l "
-                "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.classid = %s "
-                "AND l.objid::bigint = (hashtext(%s)::bigint & 4294967295) AND l.granted LIMIT 1",
-                (LOCK_NAMESPACE, name)).fetchone()
-            who = f"PostgreSQL backend {holder[0]} ({holder[1]}, since {holder[2]:%Y-%m-%d %H:%M:%S})" \
-                if holder else "another session"
-            if not wait or time.monotonic() - started > timeout_s:
-                raise WarehouseError(f"the warehouse '{name}' lock is held by {who}: another {name} is "
-                                     "running; try again when it has finished")
-            if not warned:
-                log.warning("waiting for the '%s' lock held by %s", name, who)
-                warned = True
-            time.sleep(LOCK_POLL_S)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_NAMESPACE, name))
-    finally:
-        conn.close()
-
-
-def _relocate(settings: Settings, conn, sha256: str, recorded: str, outcome: str) -> None:
-    """Keep the file where its outcome says: quarantine/ when quarantined, archive/ otherwise."""
+def _relocation(settings: Settings, recorded: str, outcome: str) -> tuple[Path, Path] | None:
+    """(where the file is, where its outcome says it belongs) when it must move: quarantine/ when
+    quarantined, archive/ otherwise."""
     current = stored_file(settings, recorded)
     folder = settings.quarantine_dir if outcome == "quarantined" else settings.archive_dir
     target = folder / current.parent.name / current.name
-    if target == current or not current.exists():
-        return
-    conn.execute("UPDATE raw.submission SET archived_path = %s WHERE sha256 = %s", (str(target), sha256))
+    return None if target == current or not current.exists() else (current, target)
+
+
+def _move(current: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         raise FileExistsError(f"refusing to overwrite {target}")
@@ -125,50 +83,78 @@ def _copy_rows(cur, table: str, columns: list[str], rows_file: Path) -> int:
 
 
 def load_batch(settings: Settings, batch_result: dict) -> dict:
-    """Write one checked batch into raw; returns counts of rows and submissions by outcome."""
+    """Write one checked batch into raw in one transaction; returns counts of rows and submissions by outcome.
+
+    Set-based: one DELETE and one COPY per table for the whole batch, so a national year is a few dozen
+    statements, not tens of thousands. Files move between archive/ and quarantine/ after the commit
+    (``stored_file`` finds a file at either place, so a crash in between only delays the move to the
+    next load of that submission).
+    """
     spec = load_spec()
     ensure_schema(settings)
     batch_dir = Path(batch_result["batch_dir"])
     findings = json.loads((batch_dir / "findings.json").read_text())
     contacts = json.loads((batch_dir / "contacts.json").read_text())
+    entries = batch_result["submissions"]
+    ids = [entry["submission_id"] for entry in entries]
     counts = {"accepted": 0, "quarantined": 0, "rows": 0}
-    with warehouse_lock(settings, "load"), connect(settings, role=LOADER, autocommit=True) as conn:
-        for entry in batch_result["submissions"]:
-            sid = entry["submission_id"]
-            with conn.transaction(), conn.cursor() as cur:
-                current = cur.execute("SELECT sha256, archived_path, form FROM raw.submission "
-                                      "WHERE submission_id = %s FOR UPDATE", (sid,)).fetchone()
-                if current is None:
-                    raise WarehouseError(
-                        f"submission {sid} of batch {batch_result['batch']} is not registered")
-                form = current[2]
-                if form is not None:
-                    table = spec.raw_table(form)
-                    cur.execute(sql.SQL("DELETE FROM {} WHERE submission_id = %s").format(
-                        sql.Identifier("raw", table)), (sid,))
-                    if entry["outcome"] == "accepted" and entry["rows_file"]:  # a form may have no units
-                        columns = ["submission_id", "source_row",
-                                   *[c.name for c in spec.canonical_columns(form)], "quality_flags"]
-                        counts["rows"] += _copy_rows(cur, table, columns, Path(entry["rows_file"]))
-                cur.execute("DELETE FROM raw.submission_finding WHERE submission_id = %s", (sid,))
+    moves: list[tuple[Path, Path]] = []
+    with (warehouse_lock(settings, "load"), connect(settings, role=LOADER, autocommit=True) as conn,
+          conn.transaction(), conn.cursor() as cur):
+        current = {row[0]: row[1:] for row in cur.execute(
+            "SELECT submission_id, sha256, archived_path, form FROM raw.submission "
+            "WHERE submission_id = ANY(%s) ORDER BY submission_id FOR UPDATE", (ids,))}
+        unknown = sorted(set(ids) - set(current))
+        if unknown:
+            raise WarehouseError(f"submissions {unknown[:10]} of batch {batch_result['batch']} are not "
+                                 "registered")
+        for form in spec.forms:
+            of_form = [sid for sid in ids if current[sid][2] == form]
+            if of_form:
+                cur.execute(sql.SQL("DELETE FROM {} WHERE submission_id = ANY(%s)").format(
+                    sql.Identifier("raw", spec.raw_table(form))), (of_form,))
+        for rows_file in batch_result["rows_files"]:
+            form = rows_file["form"]
+            columns = ["submission_id", "source_row", *[c.name for c in spec.canonical_columns(form)],
+                       "quality_flags"]
+            counts["rows"] += _copy_rows(cur, spec.raw_table(form), columns, Path(rows_file["path"]))
+        cur.execute("DELETE FROM raw.submission_finding WHERE submission_id = ANY(%s)", (ids,))
+        with cur.copy("COPY raw.submission_finding (submission_id, seq, rule_id, form, sheet, excel_row, "
+                      "column_code, value, params) FROM STDIN") as copy:
+            for sid in ids:
                 for seq, f in enumerate(findings.get(str(sid), [])):
-                    cur.execute(
-                        "INSERT INTO raw.submission_finding (submission_id, seq, rule_id, form, sheet, "
-                        "excel_row, column_code, value, params) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                        (sid, seq, f["rule_id"], f["form"], f["sheet"], f["row"], f["column"],
-                         f["value"], json.dumps(f["params"], ensure_ascii=False, default=str)))
-                cur.execute("DELETE FROM raw.submission_contact WHERE submission_id = %s", (sid,))
+                    copy.write_row((sid, seq, f["rule_id"], f["form"], f["sheet"], f["row"], f["column"],
+                                    f["value"], json.dumps(f["params"], ensure_ascii=False, default=str)))
+        cur.execute("DELETE FROM raw.submission_contact WHERE submission_id = ANY(%s)", (ids,))
+        contact_copy = "COPY raw.submission_contact (submission_id, role, name, phone) FROM STDIN"
+        with cur.copy(contact_copy) as copy:
+            for sid in ids:
                 people = contacts.get(str(sid), {})
                 for role in ("unit_head", "statistics_head", "preparer"):
                     if people.get(role) or (role == "preparer" and people.get("phone")):
-                        phone = people.get("phone") if role == "preparer" else None
-                        cur.execute("INSERT INTO raw.submission_contact (submission_id, role, name, phone) "
-                                    "VALUES (%s,%s,%s,%s)", (sid, role, people.get(role), phone))
-                cur.execute(
-                    "UPDATE raw.submission SET outcome = %s, failed_rules = %s, soft_flags = %s, "
-                    "form_version = %s, checked_at = now() WHERE submission_id = %s",
-                    (entry["outcome"], entry["failed_rules"], entry["soft_flags"], entry["form_version"],
-                     sid))
-                _relocate(settings, cur, current[0], current[1], entry["outcome"])
+                        copy.write_row((sid, role, people.get(role),
+                                        people.get("phone") if role == "preparer" else None))
+        cur.execute(
+            "UPDATE raw.submission s SET outcome = u.outcome, "
+            "failed_rules = ARRAY(SELECT jsonb_array_elements_text(u.failed_rules)), "
+            "soft_flags = ARRAY(SELECT jsonb_array_elements_text(u.soft_flags)), "
+            "form_version = u.form_version, checked_at = now() "
+            "FROM jsonb_to_recordset(%s::jsonb) AS u(submission_id bigint, outcome text, "
+            "failed_rules jsonb, soft_flags jsonb, form_version text) "
+            "WHERE s.submission_id = u.submission_id",
+            (json.dumps([{k: e[k] for k in ("submission_id", "outcome", "failed_rules", "soft_flags",
+                                             "form_version")} for e in entries]),))
+        planned: dict[str, tuple[Path, Path]] = {}
+        for entry in entries:  # every form of a file shares the file's outcome
+            sha, recorded = current[entry["submission_id"]][:2]
+            if sha not in planned and (move := _relocation(settings, recorded, entry["outcome"])):
+                planned[sha] = move
             counts[entry["outcome"]] += 1
+        if planned:
+            cur.execute("UPDATE raw.submission s SET archived_path = m.target FROM unnest(%s::text[], "
+                        "%s::text[]) AS m(sha256, target) WHERE s.sha256 = m.sha256",
+                        (list(planned), [str(target) for _, target in planned.values()]))
+        moves = list(planned.values())
+    for source, target in moves:
+        _move(source, target)
     return counts

@@ -58,15 +58,27 @@ class Finding:
 
 @dataclass
 class ParsedForm:
-    """One form of a file as read: raw cells by canonical column name, normalised later per batch."""
+    """One form of a file as read: raw cells by canonical column name, normalised later per batch.
+
+    The cells stay plain lists until a batch's forms are joined into one frame: a frame per sheet would
+    cost more than the sheet's cells do.
+    """
 
     form: str
     version: str
     sheet: str | None
-    cells: pd.DataFrame  # source_row and the form version's columns, cells as the reader gave them
+    columns: dict[str, list]  # source_row and the form version's columns, cells as the reader gave them
     total: dict[str, object] | None = None  # the total row's raw cells by column name (workbooks)
     total_row: int | None = None
     contacts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns["source_row"])
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in self.columns.items()})
 
 
 @dataclass
@@ -259,9 +271,9 @@ def _parse_csv(path: Path, name: FileName, parsed: ParsedFile) -> None:
     if len(body) > MAX_UNIT_ROWS:
         raise _Refused(Finding("S06", form=name.form, params={
             "detail": f"{name.form}: {len(body)} unit rows > {MAX_UNIT_ROWS}"}))
-    cells = pd.DataFrame({n: body[positions[n]] for n in fv.names}, index=body.index)
-    cells["source_row"] = body.index + 1  # the header is line 1
-    parsed.forms[name.form] = ParsedForm(name.form, fv.version, None, cells)
+    columns = {n: body[positions[n]].tolist() for n in fv.names}
+    columns["source_row"] = (body.index + 1).tolist()  # the header is line 1
+    parsed.forms[name.form] = ParsedForm(name.form, fv.version, None, columns)
 
 
 def _zip_directory_check(path: Path) -> None:
@@ -342,7 +354,7 @@ def _parse_sheet(rows: list[list], first_row: int, form: str, name: FileName,
             total_index = i
     units = [first_body + k for k, code in enumerate(codes[: footer_start - first_body])
              if code and first_body + k != total_index]
-    result = ParsedForm(form, fv.version, form, _empty_cells(fv) if not units else None)
+    result = ParsedForm(form, fv.version, form, {n: [] for n in [*fv.names, "source_row"]})
     result.contacts = _contacts(" ".join(_row_text(row) for row in rows[footer_start:]))
     if len(units) > MAX_UNIT_ROWS:
         raise _Refused(Finding("S06", form=form, sheet=form, params={
@@ -351,19 +363,14 @@ def _parse_sheet(rows: list[list], first_row: int, form: str, name: FileName,
         width = max(positions.values()) + 1
         unit_rows = [rows[i] if len(rows[i]) >= width else rows[i] + [""] * (width - len(rows[i]))
                      for i in units]
-        cells = {n: [row[positions[n]] for row in unit_rows] for n in fv.names}
-        cells["source_row"] = [excel_row + i for i in units]
-        result.cells = pd.DataFrame(cells, dtype=object)
+        result.columns = {n: [row[positions[n]] for row in unit_rows] for n in fv.names}
+        result.columns["source_row"] = [excel_row + i for i in units]
     if fv.has_total_row and total_index is not None:
         total = rows[total_index]
         result.total_row = excel_row + total_index
         result.total = {c.name: total[positions[c.name]] if positions[c.name] < len(total) else None
                         for c in fv.numeric_columns}
     return result
-
-
-def _empty_cells(fv: FormVersion) -> pd.DataFrame:
-    return pd.DataFrame(columns=[*fv.names, "source_row"], dtype=object)
 
 
 def _check_header(header: list[str], form: str, name: FileName, version: str,

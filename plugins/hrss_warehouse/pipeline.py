@@ -6,6 +6,9 @@ The DAGs call the same stage functions as separate tasks; this module serves tes
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from hrss_warehouse import check, land, load, register, report
@@ -13,18 +16,29 @@ from hrss_warehouse.config import Settings
 from hrss_warehouse.warehouse import LOADER, connect
 
 
-def ingest_folder(settings: Settings, landing: Path) -> dict:
+def checked_batches(settings: Settings, batches: list[dict], workers: int | None = None) -> Iterator[dict]:
+    """Parse and check ``batches`` on ``workers`` processes (default: every core), yielding each result as
+    it is ready, so the caller loads one batch while the next ones are checked."""
+    workers = min(workers or os.cpu_count() or 1, len(batches))
+    if workers <= 1:
+        yield from (check.parse_and_check_batch(settings, batch) for batch in batches)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(check.parse_and_check_batch, settings, batch) for batch in batches]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def ingest_folder(settings: Settings, landing: Path, workers: int | None = None) -> dict:
     """Ingest every file waiting in ``landing``; returns counts (and the submissions' ids)."""
     paths = land.discover(settings, Path(landing))
     batches = register.register_files(settings, paths)
     totals = {"files": len(paths), "batches": len(batches), "accepted": 0, "quarantined": 0, "rows": 0}
-    ids: list[int] = []
-    for batch in batches:
-        result = check.parse_and_check_batch(settings, batch)
+    ids = [sid for batch in batches for sid in batch["submission_ids"]]
+    for result in checked_batches(settings, batches, workers):
         counts = load.load_batch(settings, result)
         for key in ("accepted", "quarantined", "rows"):
             totals[key] += counts[key]
-        ids += batch["submission_ids"]
     reports = report.write_reports(settings, ids) if ids else {"reports": []}
     totals.update(submission_ids=ids, reports=len(reports["reports"]))
     return totals
@@ -48,14 +62,10 @@ def reprocess_year(settings: Settings, survey_year: int, counties: list[str] | N
             "SELECT submission_id, county_code FROM raw.submission WHERE survey_year = %s "
             "AND outcome <> 'pending' AND (%s::text[] IS NULL OR county_code = ANY(%s)) ORDER BY 1",
             (survey_year, counties, counties)).fetchall()
-    batches: dict[str, list[int]] = {}
-    for sid, county in rows:
-        batches.setdefault(county[:2], []).append(sid)
     before = _state(settings, [r[0] for r in rows])
     changes = []
     rows_loaded = 0
-    for key, ids in sorted(batches.items()):
-        result = check.parse_and_check_batch(settings, {"batch": key, "submission_ids": ids})
+    for result in checked_batches(settings, register.pack_batches(rows)):
         for entry in result["submissions"]:
             after = {k: entry[k] for k in ("outcome", "failed_rules", "soft_flags", "form_version")}
             if after != before[entry["submission_id"]]:

@@ -18,12 +18,13 @@ from psycopg import sql
 
 from hrss_warehouse.config import Settings
 from hrss_warehouse.transform import BUILD_SCHEMA
-from hrss_warehouse.warehouse import BI_READER, TRANSFORMER, connect
+from hrss_warehouse.warehouse import BI_READER, TRANSFORMER, WarehouseError, connect, warehouse_lock
 
 PUBLISHED_SCHEMA = "marts"
 RETIRED_SCHEMA = "marts_retired"
 MARKER_TABLE = "mart_build_info"
 LOCK_TIMEOUT = "60s"  # a long BI query holds the old tables; wait for it, but not forever
+PUBLISH_WAIT_S = 600.0  # another publish (a dbt build ahead of it) takes minutes, not hours
 
 
 class PublishError(RuntimeError):
@@ -46,13 +47,23 @@ def publish(settings: Settings) -> dict:
     """Swap the build schema into `marts` once its build completed and passed every test.
 
     Returns what was published: invocation_id, built_at, the number of tables, and the
-    build it replaced. Raises PublishError (marts untouched) when there is no complete build.
+    build it replaced. Raises PublishError (marts untouched) when there is no complete build, when
+    another publish holds the 'publish' lock for too long, or when BI queries hold the old marts
+    past LOCK_TIMEOUT.
     """
+    try:
+        # Serialise publishers (two swaps at once would both rename `marts`) with the same advisory
+        # lock as every other stage: a second publisher waits, then says who holds it.
+        with warehouse_lock(settings, "publish", timeout_s=PUBLISH_WAIT_S):
+            return _swap(settings)
+    except WarehouseError as exc:
+        raise PublishError(f"nothing was published: {exc}") from exc
+
+
+def _swap(settings: Settings) -> dict:
     ident = sql.Identifier
     with connect(settings, role=TRANSFORMER) as conn:
         conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
-        # Serialise publishers: two swaps at once would both rename `marts`.
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('hrss_publish'))")
         if not _schema_exists(conn, BUILD_SCHEMA):
             raise PublishError(
                 f"no build to publish: schema {BUILD_SCHEMA} does not exist (run `hrss dbt build`)")
@@ -91,6 +102,12 @@ def publish(settings: Settings) -> dict:
             tables = conn.execute(
                 "SELECT count(*) FROM pg_tables WHERE schemaname = %s", (PUBLISHED_SCHEMA,)).fetchone()[0]
             conn.commit()
+        except psycopg.errors.LockNotAvailable as exc:
+            conn.rollback()
+            raise PublishError(f"the swap into {PUBLISHED_SCHEMA} waited {LOCK_TIMEOUT} for queries still "
+                               f"reading the published marts and was rolled back; the published marts are "
+                               f"unchanged, publish again (`hrss dbt build --publish` or the DAG's publish "
+                               f"task) when they have finished") from exc
         except psycopg.Error as exc:
             conn.rollback()
             raise PublishError(f"the swap into {PUBLISHED_SCHEMA} failed and was rolled back: {exc}") from exc

@@ -23,6 +23,8 @@ from hrss_warehouse.config import Settings
 from hrss_warehouse.spec import load_spec
 
 UNNAMED_BATCH = "unnamed"  # files whose name gives no county: checked together, outside any province
+BATCH_SUBMISSIONS = 1200  # about 400 county returns, ~90k unit rows: a few hundred MB while checked
+REGISTER_CHUNK = 200  # files recorded per transaction
 FIRST_SURVEY_YEAR = 2014
 _NAME = re.compile(
     r"^(?P<county>\d{6})_(?P<year>\d{4})(?:_(?P<form>[A-Za-z]+-\d+))?(?:_r(?P<rev>\d{1,3}))?"
@@ -117,67 +119,91 @@ def forms_of(path: Path, name: FileName | None) -> list[str | None]:
     return workbook_forms(path) or [None]
 
 
-def register_files(settings: Settings, paths: list[str]) -> list[dict]:
-    """Record and archive each file; return the submissions to check, one batch per province.
+def pack_batches(rows: list[tuple[int, str | None]]) -> list[dict]:
+    """Group (submission_id, county_code) into check batches: whole provinces, packed in code order until
+    a batch holds about BATCH_SUBMISSIONS submissions.
 
-    Submissions left ``pending`` by an earlier interrupted run are returned too, so a rerun finishes them.
+    A batch is validated in one GX run per suite (each run has a fixed cost of about a second), so a
+    national year becomes a handful of batches (mapped tasks), not 31 or 9,000; a file's submissions
+    (same county) always share a batch, which its load needs.
+    """
+    provinces: dict[str, list[int]] = {}
+    for submission_id, county in rows:
+        provinces.setdefault(county[:2] if county else UNNAMED_BATCH, []).append(submission_id)
+    batches: list[dict] = []
+    for key, ids in sorted(provinces.items()):
+        last = batches[-1] if batches else None
+        if (last is None or key == UNNAMED_BATCH or last["batch"] == UNNAMED_BATCH
+                or len(last["submission_ids"]) + len(ids) > BATCH_SUBMISSIONS):
+            batches.append({"batch": key, "submission_ids": list(ids)})
+        else:
+            last["batch"] = f"{last['batch'].split('-')[0]}-{key}"
+            last["submission_ids"] += ids
+    return batches
+
+
+def register_files(settings: Settings, paths: list[str]) -> list[dict]:
+    """Record and archive each file; return the submissions to check, packed into batches.
+
+    Files are recorded a chunk at a time (one transaction per chunk, committed before any of its files
+    moves). Submissions left ``pending`` by an earlier interrupted run are returned too, so a rerun
+    finishes them.
     """
     from hrss_warehouse.load import ensure_schema
     from hrss_warehouse.warehouse import LOADER, connect
 
     ensure_schema(settings)
-    # autocommit: each file's rows commit in their own transaction block before the file moves
+    files = [Path(p) for p in paths]
     with connect(settings, role=LOADER, autocommit=True) as conn:
-        for raw_path in paths:
-            path = Path(raw_path)
-            if not path.is_file():
-                continue  # already moved by an earlier run of the same task
-            _register_one(settings, conn, path)
+        for start in range(0, len(files), REGISTER_CHUNK):
+            # a file already moved by an earlier run of the same task is skipped
+            _register_chunk(settings, conn, [f for f in files[start:start + REGISTER_CHUNK] if f.is_file()])
         rows = conn.execute(
             "SELECT submission_id, county_code FROM raw.submission WHERE outcome = 'pending' "
             "ORDER BY submission_id"
         ).fetchall()
-    batches: dict[str, list[int]] = {}
-    for submission_id, county in rows:
-        batches.setdefault(county[:2] if county else UNNAMED_BATCH, []).append(submission_id)
-    return [{"batch": key, "submission_ids": ids} for key, ids in sorted(batches.items())]
+    return pack_batches(rows)
 
 
-def _register_one(settings: Settings, conn, path: Path) -> None:
-    stat = path.stat()
-    sha = sha256_of(path)
-    file_name = printable_name(path.name)
-    received_at = datetime.fromtimestamp(stat.st_mtime, UTC)
-    name = parse_file_name(path.name)
-    known = conn.execute(
-        "SELECT archived_path FROM raw.submission WHERE sha256 = %s LIMIT 1", (sha,)
-    ).fetchone()
-    if known and stored_file(settings, known[0]).exists():
-        # A re-send: keep this copy too, beside the archive, and record the receipt only.
-        target = settings.archive_dir / "resent" / f"{sha}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-        with conn.transaction():
-            conn.execute(
-                "INSERT INTO raw.receipt (sha256, file_name, received_at, stored_path) VALUES (%s,%s,%s,%s)",
-                (sha, file_name, received_at, str(target)),
-            )
-        _move(path, target)
-        return
-    target = Path(known[0]) if known else archive_path(settings, sha, name.kind if name else None)
-    if not known:
-        with conn.transaction():
-            conn.execute(
-                "INSERT INTO raw.receipt (sha256, file_name, received_at, stored_path) VALUES (%s,%s,%s,%s)",
-                (sha, file_name, received_at, str(target)),
-            )
-            for form in forms_of(path, name):
-                conn.execute(
-                    "INSERT INTO raw.submission (sha256, size_bytes, file_name, county_code, survey_year,"
-                    " form, revision, received_at, archived_path) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    (sha, stat.st_size, file_name, name.county_code if name else None,
-                     name.survey_year if name else None, form, name.revision if name else None,
-                     received_at, str(target)),
-                )
-    _move(path, target)
+def _register_chunk(settings: Settings, conn, paths: list[Path]) -> None:
+    arrivals = []
+    for path in paths:
+        stat = path.stat()
+        arrivals.append((path, sha256_of(path), stat, parse_file_name(path.name)))
+    known = dict(conn.execute(
+        "SELECT DISTINCT ON (sha256) sha256, archived_path FROM raw.submission WHERE sha256 = ANY(%s) "
+        "ORDER BY sha256, submission_id", ([a[1] for a in arrivals],)).fetchall())
+    receipts, submissions, moves = [], [], []
+    taken: set[str] = set()  # checksums this chunk stores in the archive (a second copy is a re-send)
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+    for index, (path, sha, stat, name) in enumerate(arrivals):
+        file_name = printable_name(path.name)
+        received_at = datetime.fromtimestamp(stat.st_mtime, UTC)
+        if sha in taken or (sha in known and stored_file(settings, known[sha]).exists()):
+            # A re-send: keep this copy too, beside the archive, and record the receipt only.
+            target = settings.archive_dir / "resent" / f"{sha}.{stamp}.{index}"
+            receipts.append((sha, file_name, received_at, str(target)))
+            moves.append((path, target))
+            continue
+        taken.add(sha)
+        if sha in known:  # recorded by a run that stopped before moving the file: finish the move
+            moves.append((path, Path(known[sha])))
+            continue
+        target = archive_path(settings, sha, name.kind if name else None)
+        receipts.append((sha, file_name, received_at, str(target)))
+        for form in forms_of(path, name):
+            submissions.append((sha, stat.st_size, file_name, name.county_code if name else None,
+                                name.survey_year if name else None, form,
+                                name.revision if name else None, received_at, str(target)))
+        moves.append((path, target))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany("INSERT INTO raw.receipt (sha256, file_name, received_at, stored_path) "
+                        "VALUES (%s,%s,%s,%s)", receipts)
+        cur.executemany("INSERT INTO raw.submission (sha256, size_bytes, file_name, county_code, survey_year,"
+                        " form, revision, received_at, archived_path) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                        submissions)
+    for source, target in moves:
+        _move(source, target)
 
 
 def _move(source: Path, target: Path) -> None:

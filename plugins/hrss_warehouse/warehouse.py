@@ -9,6 +9,7 @@ the dedicated system user ``hrss-pg``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pwd
 import shutil
@@ -27,9 +28,13 @@ from psycopg import sql
 
 from hrss_warehouse.config import ADMIN_USER, AIRFLOW_DB, WAREHOUSE_DB, Settings
 
+log = logging.getLogger(__name__)
+
 SERVICE_USER = "hrss-pg"
 MAINTENANCE_DB = "postgres"
 START_TIMEOUT_S = 60
+LOCK_NAMESPACE = 0x48525353  # "HRSS": the first key of every advisory lock the project takes
+LOCK_POLL_S = 2.0
 
 # Stage roles: a stage can only write where its role may (loads as the loader, dbt as the transformer).
 LOADER, TRANSFORMER, BI_READER = "hrss_loader", "hrss_transformer", "bi_reader"
@@ -257,6 +262,47 @@ def connect(settings: Settings, role: str | None = None, *, autocommit: bool = F
             if not autocommit:
                 conn.commit()
         yield conn
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def warehouse_lock(settings: Settings, name: str, *, wait: bool = True,
+                   timeout_s: float = 3600.0) -> Iterator[None]:
+    """Hold the PostgreSQL advisory lock ``name`` (e.g. 'load', 'publish') for the duration.
+
+    With ``wait`` False, or after ``timeout_s``, a held lock raises WarehouseError naming the holder.
+    """
+    try:
+        conn = psycopg.connect(settings.dsn(), autocommit=True, connect_timeout=10,
+                               application_name=f"hrss {name} lock, pid {os.getpid()}")
+    except psycopg.OperationalError as exc:
+        raise WarehouseError(f"cannot connect to the warehouse to take the '{name}' lock: {exc}") from exc
+    try:
+        started = time.monotonic()
+        warned = False
+        while not conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                               (LOCK_NAMESPACE, name)).fetchone()[0]:
+            holder = conn.execute(
+                "SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l "
+                "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.classid = %s "
+                "AND l.objid::bigint = (hashtext(%s)::bigint & 4294967295) AND l.granted LIMIT 1",
+                (LOCK_NAMESPACE, name)).fetchone()
+            # the holder's session start, with its UTC offset: the reader may sit in another zone
+            who = (f"PostgreSQL backend {holder[0]} ({holder[1]}, connected since "
+                   f"{holder[2].isoformat(sep=' ', timespec='seconds')})" if holder else "another session")
+            if not wait or time.monotonic() - started > timeout_s:
+                raise WarehouseError(f"the warehouse '{name}' lock is held by {who}: another {name} is "
+                                     "running; try again when it has finished")
+            if not warned:
+                log.warning("waiting for the '%s' lock held by %s", name, who)
+                warned = True
+            time.sleep(LOCK_POLL_S)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_NAMESPACE, name))
     finally:
         conn.close()
 

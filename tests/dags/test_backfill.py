@@ -1,7 +1,9 @@
-"""Airflow for real: `hrss airflow start` (api-server, scheduler, dag-processor, triggerer), a backfill
-of jcpt_reprocess over three survey years created through the REST API the UI's backfill dialog calls
-(POST /api/v2/backfills), waited to success, each run reprocessing its own year; then `stop` leaves
-no process behind."""
+"""Airflow for real, after a rule change: returns of survey years 2015 and 2017 quarantined by rule C06
+(hard), then the office makes C06 soft in its copy of the contract (HRSS_SPEC_DIR) and starts Airflow
+(api-server, scheduler, dag-processor, triggerer); a backfill of jcpt_reprocess over 2015..2017 created
+through the REST API the UI's backfill dialog calls (POST /api/v2/backfills) flips those returns to
+accepted, rebuilds and publishes the marts, and BI sees the flipped outcomes; then `stop` leaves no
+process behind."""
 
 from __future__ import annotations
 
@@ -13,17 +15,26 @@ import time
 import urllib.request
 import uuid
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
+from spec_edit import spec_with_severity
 
 from hrss_warehouse import airflow_env
 from hrss_warehouse.config import PROJECT_ROOT, Settings
+from hrss_warehouse.spec import load_spec
+from hrss_warehouse.warehouse import connect
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 API_PORT = 55496  # away from the default 8080 that a developer's own Airflow may hold
-WAIT_S = 900
+WAIT_S = 2400  # Airflow start plus two Cosmos dbt builds on a shared 2-core machine
+FLIPPED_RULE = "C06"
+GOOD_2017 = "150206_2017.xlsx"
+C06_2017 = "150206_2017_r2.xlsx"  # a corrected revision of the good return, quarantined by C06
+C06_2015 = "150206_2015.xlsx"
 
 pytestmark = pytest.mark.soak
 
@@ -53,6 +64,7 @@ class Api:
         return self._call("PATCH", path, body)
 
 
+
 def _land(source: Path, landing: Path, name: str) -> None:
     # A new zip comment: same return, new checksum, so it is not a re-send of an earlier test's copy.
     shutil.copy(source, landing / name)
@@ -60,19 +72,61 @@ def _land(source: Path, landing: Path, name: str) -> None:
         archive.comment = f"hrss backfill test {uuid.uuid4()}".encode()
 
 
-def test_backfill_reprocesses_each_survey_year(settings: Settings, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def _submissions_by_file(settings: Settings) -> dict[str, list[int]]:
+    with connect(settings) as conn:
+        rows = conn.execute("SELECT file_name, submission_id, outcome, failed_rules"
+                            " FROM raw.submission").fetchall()
+    by_file: dict[str, list[int]] = {}
+    for name, sid, outcome, failed in rows:
+        by_file.setdefault(name, []).append(sid)
+        expected = ("accepted", []) if name == GOOD_2017 else ("quarantined", [FLIPPED_RULE])
+        assert (outcome, list(failed)) == expected, (name, sid, outcome, failed)
+    return by_file
+
+
+def _xcom(api: Api, run_id: str, task_id: str) -> dict:
+    xcom = api.get(f"/api/v2/dags/jcpt_reprocess/dagRuns/{run_id}/taskInstances/{task_id}"
+                   "/xcomEntries/return_value")
+    return xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
+
+
+def _task_states(api: Api, run_id: str) -> dict[str, str]:
+    listing = api.get(f"/api/v2/dags/jcpt_reprocess/dagRuns/{run_id}/taskInstances?limit=100")
+    assert listing["total_entries"] <= 100, "more task instances than one page: raise the limit"
+    return {ti["task_id"]: ti["state"] for ti in listing["task_instances"]}
+
+
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_backfill_after_a_rule_change_flips_outcomes_and_publishes(settings: Settings, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("land", "register", "check", "load", "report", "pipeline", "reference"):
         pytest.importorskip(f"hrss_warehouse.{name}", reason=f"stage module hrss_warehouse.{name} missing")
     from hrss_warehouse import pipeline, reference
 
+    # The ingest checks with the shipped contract, in which C06 is hard.
+    monkeypatch.delenv("HRSS_SPEC_DIR", raising=False)
+    load_spec.cache_clear()
+    assert load_spec().rules[FLIPPED_RULE].is_hard
     reference.load_divisions(settings)
     landing = tmp_path / "landing"
     landing.mkdir()
-    _land(FIXTURES / "pass" / "good_v2014" / "150206_2015.xlsx", landing, "150206_2015.xlsx")
-    _land(FIXTURES / "pass" / "good" / "150206_2017.xlsx", landing, "150206_2017.xlsx")
+    _land(FIXTURES / "pass" / "good" / GOOD_2017, landing, GOOD_2017)
     pipeline.ingest_folder(settings, landing)
+    # Received after the good return, so that once accepted the r2 revision is the one in force.
+    _land(FIXTURES / "fail" / "C06" / "150206_2017.xlsx", landing, C06_2017)
+    _land(FIXTURES / "fail" / "v2014_C06" / "150206_2015.xlsx", landing, C06_2015)
+    pipeline.ingest_folder(settings, landing)
+    files = _submissions_by_file(settings)
+    assert sorted(files) == sorted([GOOD_2017, C06_2017, C06_2015])
 
+    # The rule change: the office's copy of the contract makes C06 soft. Every Airflow process (and so
+    # every task) inherits the variable from this process's environment.
+    edited = spec_with_severity(tmp_path / "spec", FLIPPED_RULE, "soft")
+    monkeypatch.setenv("HRSS_SPEC_DIR", str(edited))
+    load_spec.cache_clear()
     monkeypatch.setenv("HRSS_AIRFLOW_PORT", str(API_PORT))
     started = time.monotonic()
     running = airflow_env.start(settings)
@@ -98,18 +152,41 @@ def test_backfill_reprocesses_each_survey_year(settings: Settings, tmp_path: Pat
         print(f"backfill of 3 survey years done in {time.monotonic() - started:.0f} s")
         runs = api.get("/api/v2/dags/jcpt_reprocess/dagRuns?run_type=backfill")["dag_runs"]
         assert sorted(r["state"] for r in runs) == ["success"] * 3, runs
-        done = {}
+        done, states, published, run_of = {}, {}, {}, {}
         for run in runs:
-            xcom = api.get(f"/api/v2/dags/jcpt_reprocess/dagRuns/{run['dag_run_id']}"
-                           "/taskInstances/reprocess/xcomEntries/return_value")
-            value = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
-            done[value["survey_year"]] = value
+            value = _xcom(api, run["dag_run_id"], "reprocess")
+            year = value["survey_year"]
+            done[year], run_of[year] = value, run
+            states[year] = _task_states(api, run["dag_run_id"])
+            if states[year].get("publish") == "success":
+                published[year] = _xcom(api, run["dag_run_id"], "publish")
         assert sorted(done) == [2015, 2016, 2017]
-        assert done[2016]["submissions"] == 0  # no returns that year: succeeds, changes nothing
-        assert done[2015]["submissions"] >= 1 and done[2017]["submissions"] >= 1
-        assert all(v["changed"] == [] for v in done.values())  # nothing changed since the load
+
+        # 2016: no returns that year; the run succeeds, changes nothing and skips the rebuild.
+        assert done[2016]["submissions"] == 0 and done[2016]["changed"] == []
+        rebuild = {t: s for t, s in states[2016].items() if t not in ("reprocess", "changes_made")}
+        assert rebuild and set(rebuild.values()) == {"skipped"}, states[2016]
+        # 2015 and 2017: exactly the C06 returns flipped, quarantined -> accepted; the good one unchanged.
+        for year, name in ((2015, C06_2015), (2017, C06_2017)):
+            stored = files[name] + (files[GOOD_2017] if year == 2017 else [])
+            assert done[year]["submissions"] == len(stored)
+            changed = {c["submission_id"]: c for c in done[year]["changed"]}
+            assert sorted(changed) == sorted(files[name]), done[year]
+            for change in changed.values():
+                assert change["before"]["outcome"] == "quarantined"
+                assert change["before"]["failed_rules"] == [FLIPPED_RULE]
+                assert change["after"]["outcome"] == "accepted" and change["after"]["failed_rules"] == []
+            # The rebuild ran: every dbt task of the Cosmos group, then the publish swap.
+            dbt_tasks = {t: s for t, s in states[year].items() if t.startswith("dbt_build.")}
+            assert dbt_tasks and set(dbt_tasks.values()) == {"success"}, dbt_tasks
+            assert states[year]["prepare_build"] == "success" and year in published, states[year]
+        assert not set(files[GOOD_2017]) & {c["submission_id"] for c in done[2017]["changed"]}
+        # max_active_runs 1: the runs published in year order, the 2017 build replacing 2015's.
+        assert published[2017]["replaced_invocation_id"] == published[2015]["invocation_id"]
+        last = run_of[2017]
     finally:
         stopped = airflow_env.stop(settings)
+        load_spec.cache_clear()  # the edited contract must not outlive this test in this process
     assert sorted(stopped) == sorted(airflow_env.COMPONENTS)
     survivors = []
     for proc in psutil.process_iter(["pid", "status", "cmdline"]):
@@ -117,3 +194,23 @@ def test_backfill_reprocesses_each_survey_year(settings: Settings, tmp_path: Pat
             if os.getsid(proc.pid) in sessions and proc.info["status"] != psutil.STATUS_ZOMBIE:
                 survivors.append(proc.info)
     assert not survivors, f"processes survived the stop: {survivors}"
+
+    # What BI sees, as bi_reader: the published marts are the 2017 run's build ...
+    with psycopg.connect(settings.bi_reader_dsn()) as conn:
+        invocation, built_at = conn.execute(
+            "SELECT invocation_id, built_at FROM marts.mart_build_info").fetchone()
+        subs = {r[0]: r[1:] for r in conn.execute(
+            "SELECT submission_id, outcome, failed_rules, in_force FROM marts.mart_submissions")}
+        flags = dict(conn.execute(
+            "SELECT submission_id, array_agg(DISTINCT flag) FROM marts.fct_platform_year,"
+            " unnest(quality_flags) AS flag GROUP BY submission_id").fetchall())
+    assert invocation == published[2017]["invocation_id"]
+    assert _when(last["start_date"]) <= built_at <= _when(last["end_date"])
+    # ... in which the flipped returns are accepted, without failed rules, and in force (the 2017 r2
+    # revision now supersedes the good return, itself still accepted), their C06 rows flagged.
+    for name in (C06_2015, C06_2017):
+        for sid in files[name]:
+            assert subs[sid] == ("accepted", [], True), (name, sid, subs[sid])
+        assert any(FLIPPED_RULE in flags.get(sid, []) for sid in files[name]), (name, flags)
+    for sid in files[GOOD_2017]:
+        assert subs[sid] == ("accepted", [], False), (GOOD_2017, sid, subs[sid])

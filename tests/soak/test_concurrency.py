@@ -1,6 +1,6 @@
 """Concurrency (issue #8, item 5): two loads cannot interleave.
 
-Loads hold the PostgreSQL advisory lock 'load' (`load.warehouse_lock`). A second ingest started while a
+Loads hold the PostgreSQL advisory lock 'load' (`warehouse.warehouse_lock`). A second ingest started while a
 first one is stuck in the middle of a COPY waits, says whom it waits for, and completes once the first
 is gone; asked not to wait, it refuses with a message naming the lock and its holder. A lock dies with
 its session, so a crashed run never leaves a stale lock behind. With HRSS_SOAK=full, `hrss run` (the
@@ -33,7 +33,7 @@ from soak_helpers import (
     wait_gone,
 )
 
-from hrss_warehouse import load
+from hrss_warehouse import load, warehouse
 from hrss_warehouse.config import Settings
 from hrss_warehouse.register import sha256_of
 from hrss_warehouse.warehouse import LOADER, WarehouseError, connect
@@ -48,7 +48,7 @@ def _hold(settings: Settings, name: str = "load") -> psycopg.Connection:
     """Another session holding the advisory lock ``name``, as a running load would."""
     conn = psycopg.connect(settings.dsn(), autocommit=True, application_name=HOLDER_APP)
     assert conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
-                        (load.LOCK_NAMESPACE, name)).fetchone()[0]
+                        (warehouse.LOCK_NAMESPACE, name)).fetchone()[0]
     return conn
 
 
@@ -68,22 +68,23 @@ def test_a_refused_lock_names_itself_and_its_holder(settings: Settings) -> None:
     holder = _hold(settings)
     try:
         holder_pid = holder.info.backend_pid
-        with pytest.raises(WarehouseError) as refused, load.warehouse_lock(settings, "load", wait=False):
+        with pytest.raises(WarehouseError) as refused, warehouse.warehouse_lock(settings, "load", wait=False):
             pytest.fail("took a lock another session holds")
         message = str(refused.value)
-        assert re.search(rf"'load' lock is held by PostgreSQL backend {holder_pid} \({HOLDER_APP}, since ",
-                         message)
+        # the holder's session start carries its UTC offset
+        assert re.search(rf"'load' lock is held by PostgreSQL backend {holder_pid} \({HOLDER_APP}, connected "
+                         r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d\)", message), message
         assert "another load is running; try again when it has finished" in message
         started = time.monotonic()
         with pytest.raises(WarehouseError, match="'load' lock is held"), \
-                load.warehouse_lock(settings, "load", timeout_s=1):
+                warehouse.warehouse_lock(settings, "load", timeout_s=1):
             pytest.fail("took a lock another session holds")
         assert time.monotonic() - started >= 1  # it waited before it gave up
         # the holder dies (as a killed run's session does): its lock goes with it, nothing stale remains
         with connect(settings) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (holder_pid,))
         wait_gone(settings, [holder_pid])
-        with load.warehouse_lock(settings, "load", wait=False):
+        with warehouse.warehouse_lock(settings, "load", wait=False):
             pass
     finally:
         holder.close()
@@ -121,8 +122,9 @@ def test_a_second_ingest_waits_for_the_first(settings: Settings, returns: Return
              lambda: "waiting for the 'load' lock" in caplog.text or not worker.is_alive(), timeout=300)
     assert "error" not in outcome and "totals" not in outcome, outcome
     waiting = next(r.getMessage() for r in caplog.records if "waiting for the 'load' lock" in r.getMessage())
-    assert re.search(r"held by PostgreSQL backend \d+ \(hrss lock load, since ", waiting), waiting
-    time.sleep(load.LOCK_POLL_S * 1.5)  # a poll or two later: still waiting, nothing of its own loaded
+    assert re.search(r"held by PostgreSQL backend \d+ \(hrss load lock, pid \d+, connected since ",
+                     waiting), waiting
+    time.sleep(warehouse.LOCK_POLL_S * 1.5)  # a poll or two later: still waiting, nothing of its own loaded
     assert worker.is_alive()
     assert set(_outcomes(settings, list(theirs.values()))) == {"pending"}
 

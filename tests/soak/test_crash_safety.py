@@ -38,7 +38,7 @@ from soak_helpers import (
     wait_gone,
 )
 
-from hrss_warehouse import load, warehouse
+from hrss_warehouse import warehouse
 from hrss_warehouse.config import Settings
 from hrss_warehouse.register import sha256_of
 from hrss_warehouse.warehouse import LOADER, connect
@@ -155,7 +155,7 @@ def test_warehouse_restart_between_batches(settings: Settings, returns: Returns,
     holder = psycopg.connect(settings.dsn(), autocommit=True, application_name="soak test")
     try:
         wait_for("the load lock", lambda: holder.execute("SELECT pg_try_advisory_lock(%s, hashtext('load'))",
-                                                         (load.LOCK_NAMESPACE,)).fetchone()[0],
+                                                         (warehouse.LOCK_NAMESPACE,)).fetchone()[0],
                  timeout=60, child=child)
         assert set(_county_outcomes(settings, "50", before)) == {"pending"}, "batch 50 loaded before the lock"
         wait_for("the ingest to wait for the load lock",
