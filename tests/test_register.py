@@ -81,3 +81,14 @@ def _finish(settings, batches):
     """Check and load what a test registered, so no submission is left pending for later tests."""
     for batch in batches:
         load.load_batch(settings, check.parse_and_check_batch(settings, batch))
+
+
+def test_batches_pack_whole_provinces_up_to_the_size():
+    rows = [(1, "110101"), (2, "110102"), (3, "120101"), (4, "130101"), (5, "130102"), (6, "130103"),
+            (7, None)]
+    assert register.pack_batches(rows, 3) == [
+        {"batch": "11-12", "submission_ids": [1, 2, 3]},
+        {"batch": "13", "submission_ids": [4, 5, 6]},  # a province is never split, nor joined past the size
+        {"batch": register.UNNAMED_BATCH, "submission_ids": [7]}]
+    assert [b["batch"] for b in register.pack_batches(rows, 1)] == ["11", "12", "13", register.UNNAMED_BATCH]
+    assert [b["batch"] for b in register.pack_batches(rows, 100)] == ["11-13", register.UNNAMED_BATCH]

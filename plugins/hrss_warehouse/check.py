@@ -188,10 +188,18 @@ def check_frame(rows: pd.DataFrame, fv: FormVersion) -> pd.DataFrame:
     return frame
 
 
+@cache
+def _suite_object(suite_text: str):
+    """The GX suite object of a suite's JSON, built once per process (GX validates it with pydantic)."""
+    gx, _, _ = _gx()
+    suite = json.loads(suite_text)
+    return gx.ExpectationSuite(name=suite["name"], expectations=suite["expectations"])
+
+
 def run_suite(frame: pd.DataFrame, suite: dict) -> list[tuple[dict, dict, list[dict]]]:
     """Validate ``frame`` against ``suite``; per failed expectation: its meta, kwargs, unexpected rows."""
-    gx, _, batch_definition = _gx()
-    suite_obj = gx.ExpectationSuite(name=suite["name"], expectations=suite["expectations"])
+    _, _, batch_definition = _gx()
+    suite_obj = _suite_object(json.dumps(suite, sort_keys=True))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite_obj, result_format={
         "result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -21,6 +21,7 @@ PLUGINS_DIR = PROJECT_ROOT / "plugins"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 
 DEFAULT_PORT = 55432
+DEFAULT_BATCH_SUBMISSIONS = 1200
 WAREHOUSE_DB = "hrss"
 AIRFLOW_DB = "airflow"
 ADMIN_USER = "hrss_admin"
@@ -28,6 +29,13 @@ ADMIN_USER = "hrss_admin"
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names the setting."""
+
+
+def _count(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{variable} must be a whole number >= 1, got {raw!r}")
+    return int(raw)
 
 
 def spec_dir() -> Path:
@@ -62,6 +70,11 @@ class Settings:
     home: Path
     port: int
     external_dsn: str | None
+    # submissions per check batch: one GX run per suite per batch, so bigger batches mean fewer fixed
+    # costs and more memory (1,200 submissions is ~90k unit rows, a few hundred MB while checked)
+    batch_submissions: int = DEFAULT_BATCH_SUBMISSIONS
+    # processes that parse and check batches in `hrss ingest`, a reprocess and the benchmark
+    check_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,7 +86,9 @@ class Settings:
             raise ConfigError(f"HRSS_PG_PORT must be a port number, got {raw_port!r}") from None
         if not 1024 <= port <= 65535:
             raise ConfigError(f"HRSS_PG_PORT must be between 1024 and 65535, got {port}")
-        return cls(home=home, port=port, external_dsn=os.environ.get("HRSS_WAREHOUSE_DSN") or None)
+        return cls(home=home, port=port, external_dsn=os.environ.get("HRSS_WAREHOUSE_DSN") or None,
+                   batch_submissions=_count("HRSS_BATCH_SUBMISSIONS", DEFAULT_BATCH_SUBMISSIONS),
+                   check_workers=_count("HRSS_CHECK_WORKERS", os.cpu_count() or 1))
 
     # -- folders -------------------------------------------------------------------------------
     @property

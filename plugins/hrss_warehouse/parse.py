@@ -229,7 +229,8 @@ def _check_codes(codes: list[str], form: str, name: FileName, sheet: str | None)
             parts.append(f"= {other[0]}")
         raise _Refused(Finding("S04", form=form, sheet=sheet, params={
             "form": form, "version": version.name, "detail": "; ".join(parts)}))
-    return fv, {fv.names[fv.codes.index(code)]: pos for code, pos in positions.items()}
+    name_of = dict(zip(fv.codes, fv.names, strict=True))
+    return fv, {name_of[code]: pos for code, pos in positions.items()}
 
 
 def _parse_csv(path: Path, name: FileName, parsed: ParsedFile) -> None:
@@ -363,7 +364,10 @@ def _parse_sheet(rows: list[list], first_row: int, form: str, name: FileName,
         width = max(positions.values()) + 1
         unit_rows = [rows[i] if len(rows[i]) >= width else rows[i] + [""] * (width - len(rows[i]))
                      for i in units]
-        result.columns = {n: [row[positions[n]] for row in unit_rows] for n in fv.names}
+        # transposed in C, one tuple per sheet column; every row has at least `width` cells, so cutting
+        # at the shortest row loses no column the form needs
+        by_position = list(zip(*unit_rows, strict=False))
+        result.columns = {n: list(by_position[positions[n]]) for n in fv.names}
         result.columns["source_row"] = [excel_row + i for i in units]
     if fv.has_total_row and total_index is not None:
         total = rows[total_index]

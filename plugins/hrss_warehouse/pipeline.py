@@ -6,7 +6,6 @@ The DAGs call the same stage functions as separate tasks; this module serves tes
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -16,10 +15,10 @@ from hrss_warehouse.config import Settings
 from hrss_warehouse.warehouse import LOADER, connect
 
 
-def checked_batches(settings: Settings, batches: list[dict], workers: int | None = None) -> Iterator[dict]:
-    """Parse and check ``batches`` on ``workers`` processes (default: every core), yielding each result as
-    it is ready, so the caller loads one batch while the next ones are checked."""
-    workers = min(workers or os.cpu_count() or 1, len(batches))
+def checked_batches(settings: Settings, batches: list[dict]) -> Iterator[dict]:
+    """Parse and check ``batches`` on ``settings.check_workers`` processes, yielding each result as it is
+    ready, so the caller loads one batch while the next ones are checked."""
+    workers = min(settings.check_workers, len(batches))
     if workers <= 1:
         yield from (check.parse_and_check_batch(settings, batch) for batch in batches)
         return
@@ -29,13 +28,13 @@ def checked_batches(settings: Settings, batches: list[dict], workers: int | None
             yield future.result()
 
 
-def ingest_folder(settings: Settings, landing: Path, workers: int | None = None) -> dict:
+def ingest_folder(settings: Settings, landing: Path) -> dict:
     """Ingest every file waiting in ``landing``; returns counts (and the submissions' ids)."""
     paths = land.discover(settings, Path(landing))
     batches = register.register_files(settings, paths)
     totals = {"files": len(paths), "batches": len(batches), "accepted": 0, "quarantined": 0, "rows": 0}
     ids = [sid for batch in batches for sid in batch["submission_ids"]]
-    for result in checked_batches(settings, batches, workers):
+    for result in checked_batches(settings, batches):
         counts = load.load_batch(settings, result)
         for key in ("accepted", "quarantined", "rows"):
             totals[key] += counts[key]
@@ -65,7 +64,7 @@ def reprocess_year(settings: Settings, survey_year: int, counties: list[str] | N
     before = _state(settings, [r[0] for r in rows])
     changes = []
     rows_loaded = 0
-    for result in checked_batches(settings, register.pack_batches(rows)):
+    for result in checked_batches(settings, register.pack_batches(rows, settings.batch_submissions)):
         for entry in result["submissions"]:
             after = {k: entry[k] for k in ("outcome", "failed_rules", "soft_flags", "form_version")}
             if after != before[entry["submission_id"]]:

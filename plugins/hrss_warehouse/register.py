@@ -23,7 +23,6 @@ from hrss_warehouse.config import Settings
 from hrss_warehouse.spec import load_spec
 
 UNNAMED_BATCH = "unnamed"  # files whose name gives no county: checked together, outside any province
-BATCH_SUBMISSIONS = 1200  # about 400 county returns, ~90k unit rows: a few hundred MB while checked
 REGISTER_CHUNK = 200  # files recorded per transaction
 FIRST_SURVEY_YEAR = 2014
 _NAME = re.compile(
@@ -119,9 +118,9 @@ def forms_of(path: Path, name: FileName | None) -> list[str | None]:
     return workbook_forms(path) or [None]
 
 
-def pack_batches(rows: list[tuple[int, str | None]]) -> list[dict]:
-    """Group (submission_id, county_code) into check batches: whole provinces, packed in code order until
-    a batch holds about BATCH_SUBMISSIONS submissions.
+def pack_batches(rows: list[tuple[int, str | None]], size: int) -> list[dict]:
+    """Group (submission_id, county_code) into check batches: whole provinces, packed in code order while
+    a batch stays within ``size`` submissions (``Settings.batch_submissions``).
 
     A batch is validated in one GX run per suite (each run has a fixed cost of about a second), so a
     national year becomes a handful of batches (mapped tasks), not 31 or 9,000; a file's submissions
@@ -134,7 +133,7 @@ def pack_batches(rows: list[tuple[int, str | None]]) -> list[dict]:
     for key, ids in sorted(provinces.items()):
         last = batches[-1] if batches else None
         if (last is None or key == UNNAMED_BATCH or last["batch"] == UNNAMED_BATCH
-                or len(last["submission_ids"]) + len(ids) > BATCH_SUBMISSIONS):
+                or len(last["submission_ids"]) + len(ids) > size):
             batches.append({"batch": key, "submission_ids": list(ids)})
         else:
             last["batch"] = f"{last['batch'].split('-')[0]}-{key}"
@@ -162,7 +161,7 @@ def register_files(settings: Settings, paths: list[str]) -> list[dict]:
             "SELECT submission_id, county_code FROM raw.submission WHERE outcome = 'pending' "
             "ORDER BY submission_id"
         ).fetchall()
-    return pack_batches(rows)
+    return pack_batches(rows, settings.batch_submissions)
 
 
 def _register_chunk(settings: Settings, conn, paths: list[Path]) -> None:

@@ -7,7 +7,7 @@ no column list or rule text is written anywhere else in the code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import yaml
@@ -46,15 +46,16 @@ class FormVersion:
     level: str
     columns: tuple[Column, ...]
 
-    @property
+    # cached: the parser asks for these for every sheet it reads
+    @cached_property
     def codes(self) -> tuple[str, ...]:
         return tuple(c.code for c in self.columns)
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    @property
+    @cached_property
     def numeric_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.is_numeric)
 

@@ -168,20 +168,25 @@ class Ingest:
 
 def child_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HRSS_")}
-    env.update(HRSS_HOME=str(settings.home), HRSS_PG_PORT=str(settings.port), **extra)
+    # one province per check batch, so a test can stop a run between two batches
+    env.update(HRSS_HOME=str(settings.home), HRSS_PG_PORT=str(settings.port), HRSS_BATCH_SUBMISSIONS="1",
+               **extra)
     if settings.external_dsn:
         env["HRSS_WAREHOUSE_DSN"] = settings.external_dsn
     return env
 
 
 def start_ingest(settings: Settings, landing: Path, logs: Path, *, pause_after_rows: int | None = None,
-                 load_only: bool = False) -> Ingest:
+                 load_only: bool = False, sequential: bool = False) -> Ingest:
     """Start an ingest of ``landing`` in a subprocess (with the fault hook after ``pause_after_rows``).
 
     ``load_only``: register and check here (warm imports: no GX start-up in the child) and leave the
-    child the load stage alone, as the DAG runs it in a task process of its own.
+    child the load stage alone, as the DAG runs it in a task process of its own. ``sequential``: one
+    check process, so a batch is checked only after the one before it loaded.
     """
     extra = {load.FAULT_ENV: str(pause_after_rows)} if pause_after_rows else {}
+    if sequential:
+        extra["HRSS_CHECK_WORKERS"] = "1"
     logs.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     args = [str(landing)]

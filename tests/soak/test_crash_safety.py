@@ -149,7 +149,7 @@ def test_warehouse_restart_between_batches(settings: Settings, returns: Returns,
     received[fixture] = sha256_of(landing / fixture)
     expected = _expected(returns, received)
     before = _last_submission(settings)
-    child = start_ingest(settings, landing, tmp_path / "logs")
+    child = start_ingest(settings, landing, tmp_path / "logs", sequential=True)
     wait_for("batch 15 to be loaded", lambda: _county_outcomes(settings, "15", before) and
              "pending" not in _county_outcomes(settings, "15", before), timeout=300, child=child)
     holder = psycopg.connect(settings.dsn(), autocommit=True, application_name="soak test")
@@ -159,7 +159,7 @@ def test_warehouse_restart_between_batches(settings: Settings, returns: Returns,
                  timeout=60, child=child)
         assert set(_county_outcomes(settings, "50", before)) == {"pending"}, "batch 50 loaded before the lock"
         wait_for("the ingest to wait for the load lock",
-                 lambda: any(app == "hrss lock load" for _, app, _ in backends_of(settings, child)),
+                 lambda: any(app.startswith("hrss load lock") for _, app, _ in backends_of(settings, child)),
                  timeout=300, child=child)
         _restart(settings, how, child)
     finally:

@@ -3,96 +3,92 @@
 -- with expected counties has a row for each level, so a region whose counties did not report shows
 -- units_reported = 0 and counties_reported < counties_expected instead of vanishing. Sums over
 -- units that all lack an indicator stay NULL (SUM ignores NULLs and is NULL over none).
-with unit_totals as (
+-- One aggregate over county-level rows (units' partial sums, expected counties, counties in
+-- force), rolled up to the three region levels: a few thousand rows, no join of aggregates.
+with county_rows as (
     select
-        facts.survey_year,
-        rollup_region.region_level,
-        rollup_region.region_code,
-        facts.platform_level,
-        count(*) as units_reported,
-        sum(facts.has_platform) as units_with_platform,
-        sum(facts.service_sites)::bigint as service_sites,
-        sum(facts.standardized) as standardized_platforms
-    from {{ ref('fct_platform_year') }} as facts
-    {{ region_rollup('facts.region_code') }}
-    group by facts.survey_year, rollup_region.region_level, rollup_region.region_code, facts.platform_level
-),
+        totals.survey_year,
+        totals.unit_county_code as county_code,
+        totals.platform_level,
+        totals.units_reported,
+        totals.units_with_platform,
+        totals.service_sites,
+        totals.standardized_platforms,
+        0 as counties_expected,
+        0 as counties_reported
+    from {{ ref('int_county_year_totals') }} as totals
 
-expected as (
+    union all
+
+    -- every expected county counts once at each platform level
     select
         counties.survey_year,
-        rollup_region.region_level,
-        rollup_region.region_code,
-        count(*) as counties_expected
+        counties.county_code,
+        levels.platform_level,
+        0 as units_reported,
+        null as units_with_platform,
+        null as service_sites,
+        null as standardized_platforms,
+        1 as counties_expected,
+        0 as counties_reported
     from {{ ref('int_reporting_counties') }} as counties
-    {{ region_rollup('counties.region_code') }}
-    group by counties.survey_year, rollup_region.region_level, rollup_region.region_code
-),
+    cross join {{ ref('dim_platform_level') }} as levels
 
-reported as (
+    union all
+
+    -- a county whose return of the level's form is in force (one per county, year and form)
     select
         in_force.survey_year,
-        rollup_region.region_level,
-        rollup_region.region_code,
+        in_force.county_code,
         in_force.platform_level,
-        count(distinct in_force.county_code) as counties_reported
+        0 as units_reported,
+        null as units_with_platform,
+        null as service_sites,
+        null as standardized_platforms,
+        0 as counties_expected,
+        1 as counties_reported
     from {{ ref('int_submissions__in_force') }} as in_force
-    {{ region_rollup("in_force.county_code || '000000'") }}
-    group by in_force.survey_year, rollup_region.region_level, rollup_region.region_code, in_force.platform_level
 ),
 
-grid as (
+rollups as (
     select
-        survey_year,
-        region_level,
-        region_code,
-        platform_level
-    from unit_totals
-    union
-    select
-        expected.survey_year,
-        expected.region_level,
-        expected.region_code,
-        levels.platform_level
-    from expected
-    cross join {{ ref('dim_platform_level') }} as levels
+        county_rows.survey_year,
+        rollup_region.region_level,
+        rollup_region.region_code,
+        county_rows.platform_level,
+        sum(county_rows.units_reported)::bigint as units_reported,
+        sum(county_rows.units_with_platform)::bigint as units_with_platform,
+        sum(county_rows.service_sites)::bigint as service_sites,
+        sum(county_rows.standardized_platforms)::bigint as standardized_platforms,
+        sum(county_rows.counties_expected)::bigint as counties_expected,
+        sum(county_rows.counties_reported)::bigint as counties_reported
+    from county_rows
+    {{ region_rollup("county_rows.county_code || '000000'") }}
+    group by county_rows.survey_year, rollup_region.region_level, rollup_region.region_code, county_rows.platform_level
+    -- a region has a row when units reported in it or counties are expected there
+    having sum(county_rows.units_reported) > 0 or sum(county_rows.counties_expected) > 0
 )
 
 select
-    grid.survey_year,
-    grid.region_code,
-    grid.region_level,
+    rollups.survey_year,
+    rollups.region_code,
+    rollups.region_level,
     region_names.region_name,
-    left(grid.region_code, 2) || '0000' as province_code,
-    case when grid.region_level != 'province' then left(grid.region_code, 4) || '00' end as prefecture_code,
-    case when grid.region_level = 'county' then left(grid.region_code, 6) end as county_code,
-    grid.platform_level,
-    coalesce(unit_totals.units_reported, 0) as units_reported,
-    unit_totals.units_with_platform,
-    unit_totals.service_sites,
-    unit_totals.standardized_platforms,
-    {{ safe_ratio('unit_totals.units_with_platform', 'unit_totals.units_reported') }} as coverage_rate,
-    {{ safe_ratio('unit_totals.standardized_platforms', 'unit_totals.units_with_platform') }}
-        as standardized_rate,
-    coalesce(expected.counties_expected, 0) as counties_expected,
-    coalesce(reported.counties_reported, 0) as counties_reported
-from grid
-left join unit_totals
-    on
-        grid.survey_year = unit_totals.survey_year
-        and grid.region_code = unit_totals.region_code
-        and grid.platform_level = unit_totals.platform_level
-left join expected
-    on
-        grid.survey_year = expected.survey_year
-        and grid.region_code = expected.region_code
-left join reported
-    on
-        grid.survey_year = reported.survey_year
-        and grid.region_code = reported.region_code
-        and grid.platform_level = reported.platform_level
+    left(rollups.region_code, 2) || '0000' as province_code,
+    case when rollups.region_level != 'province' then left(rollups.region_code, 4) || '00' end as prefecture_code,
+    case when rollups.region_level = 'county' then left(rollups.region_code, 6) end as county_code,
+    rollups.platform_level,
+    rollups.units_reported,
+    rollups.units_with_platform,
+    rollups.service_sites,
+    rollups.standardized_platforms,
+    {{ safe_ratio('rollups.units_with_platform', 'rollups.units_reported') }} as coverage_rate,
+    {{ safe_ratio('rollups.standardized_platforms', 'rollups.units_with_platform') }} as standardized_rate,
+    rollups.counties_expected,
+    rollups.counties_reported
+from rollups
 left join {{ ref('int_rollup_regions__by_year') }} as region_names
     on
-        grid.survey_year = region_names.survey_year
-        and grid.region_code = region_names.region_code
-        and grid.region_level = region_names.region_level
+        rollups.survey_year = region_names.survey_year
+        and rollups.region_code = region_names.region_code
+        and rollups.region_level = region_names.region_level

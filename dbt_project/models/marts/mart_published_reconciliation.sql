@@ -20,32 +20,36 @@ with level_sets as (
     ) as level_pairs (level_set, platform_level)
 ),
 
+-- per province of the reporting county (as fct_platform_year.province_code), from the returns'
+-- partial sums (int_county_year_totals)
 totals as (
     select
-        facts.survey_year,
-        facts.province_code,
+        return_totals.survey_year,
+        left(return_totals.county_code, 2) || '0000' as province_code,
         level_sets.level_set,
-        count(*) as units_total,
-        sum(facts.has_platform) as platforms_total,
-        sum(facts.standardized) as standardized_platforms,
-        count(*) filter (where facts.platform_mode = 1) as dedicated_offices,
-        count(facts.platform_mode) as platform_mode_known,
-        count(*) filter (where facts.platform_level = 'township') as township_units,
-        sum(facts.service_sites) as service_sites,
-        sum(facts.staff_total) as staff_total,
-        sum(facts.coordinators) as coordinators_total,
-        sum(facts.persons_served) as persons_served,
-        sum(facts.employers_served) as employers_served,
-        sum(facts.service_population) as service_population,
-        sum(facts.resident_population) as resident_population,
-        sum(facts.funding_total_wan) as funding_total,
-        sum(facts.funding_central_wan) as funding_central,
-        sum(facts.funding_provincial_wan) as funding_provincial,
-        sum(facts.funding_municipal_wan) as funding_municipal,
-        sum(facts.funding_county_wan) as funding_county
-    from {{ ref('fct_platform_year') }} as facts
-    inner join level_sets on facts.platform_level = level_sets.platform_level
-    group by facts.survey_year, facts.province_code, level_sets.level_set
+        sum(return_totals.units_reported) as units_total,
+        sum(return_totals.units_with_platform) as platforms_total,
+        sum(return_totals.standardized_platforms) as standardized_platforms,
+        sum(return_totals.dedicated_offices) as dedicated_offices,
+        sum(return_totals.platform_mode_known) as platform_mode_known,
+        coalesce(
+            sum(return_totals.units_reported) filter (where return_totals.platform_level = 'township'), 0
+        ) as township_units,
+        sum(return_totals.service_sites) as service_sites,
+        sum(return_totals.staff_total) as staff_total,
+        sum(return_totals.coordinators) as coordinators_total,
+        sum(return_totals.persons_served) as persons_served,
+        sum(return_totals.employers_served) as employers_served,
+        sum(return_totals.service_population) as service_population,
+        sum(return_totals.resident_population) as resident_population,
+        sum(return_totals.funding_total_wan) as funding_total,
+        sum(return_totals.funding_central_wan) as funding_central,
+        sum(return_totals.funding_provincial_wan) as funding_provincial,
+        sum(return_totals.funding_municipal_wan) as funding_municipal,
+        sum(return_totals.funding_county_wan) as funding_county
+    from {{ ref('int_county_year_totals') }} as return_totals
+    inner join level_sets on return_totals.platform_level = level_sets.platform_level
+    group by return_totals.survey_year, left(return_totals.county_code, 2) || '0000', level_sets.level_set
 ),
 
 metrics as (

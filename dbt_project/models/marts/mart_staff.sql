@@ -1,19 +1,24 @@
 {{ config(indexes=[{'columns': ['region_level', 'survey_year', 'platform_level']}]) }}
 -- Staff by survey year, region and platform level. NULL totals mean no unit reported the indicator.
+-- Rolled up from the returns' partial sums (int_county_year_totals).
 with totals as (
     select
-        facts.survey_year,
+        return_totals.survey_year,
         rollup_region.region_level,
         rollup_region.region_code,
-        facts.platform_level,
-        count(*) as units_reported,
-        sum(facts.has_platform) as platforms,
-        sum(facts.staff_total)::bigint as staff_total,
-        sum(facts.coordinators)::bigint as coordinators,
-        sum(facts.persons_served)::bigint as persons_served
-    from {{ ref('fct_platform_year') }} as facts
-    {{ region_rollup('facts.region_code') }}
-    group by facts.survey_year, rollup_region.region_level, rollup_region.region_code, facts.platform_level
+        return_totals.platform_level,
+        sum(return_totals.units_reported)::bigint as units_reported,
+        sum(return_totals.units_with_platform)::bigint as platforms,
+        sum(return_totals.staff_total)::bigint as staff_total,
+        sum(return_totals.coordinators)::bigint as coordinators,
+        sum(return_totals.persons_served)::bigint as persons_served
+    from {{ ref('int_county_year_totals') }} as return_totals
+    {{ region_rollup("return_totals.unit_county_code || '000000'") }}
+    group by
+        return_totals.survey_year,
+        rollup_region.region_level,
+        rollup_region.region_code,
+        return_totals.platform_level
 )
 
 select
