@@ -65,10 +65,11 @@ def test_no_tracked_file_holds_a_credential() -> None:
     assert found == [], "credentials in tracked files:\n" + "\n".join(found)
 
 
+# the caught examples are split so that this file does not hold what it looks for
 @pytest.mark.parametrize(("line", "caught"), [
-    ("HRSS_WAREHOUSE_DSN: postgresql://etl:hunter22@db.internal:5432/hrss", True),
-    ("password: s3cretvalue", True),
-    ("-----BEGIN RSA PRIVATE KEY-----", True),
+    ("HRSS_WAREHOUSE_DSN: postgresql://etl:" + "hunter22@db.internal:5432/hrss", True),
+    ("password" + ": s3cretvalue", True),
+    ("-----BEGIN RSA " + "PRIVATE KEY-----", True),
     ("DSN: postgresql://hrss_admin:${HRSS_PG_PASSWORD:?set it}@warehouse:5432/hrss", False),
     ("      password: \"{{ env_var('HRSS_DBT_PASSWORD', '') }}\"", False),
     ("HRSS_BI_PASSWORD=change-me-bi-reader", False),
