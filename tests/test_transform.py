@@ -221,3 +221,51 @@ def test_incremental_rebuild_after_a_revision(settings, built) -> None:
     assert status == {"HB-01": "match", "HB-02": "differs"}
     assert one(settings, f"SELECT in_force, is_late FROM {BUILD}.mart_submissions WHERE submission_id = 31") \
         == (True, True)
+
+
+def test_store_columns_come_from_the_spec(settings, built) -> None:
+    spec = load_spec()
+    expected = []
+    for form in spec.form_codes:
+        for column in spec.canonical_columns(form):
+            name = column.name + ("_wan" if column.type == "money" else "")
+            if name not in expected:
+                expected.append(name)
+    got = [name for (name,) in rows(settings, "SELECT column_name FROM information_schema.columns WHERE "
+                                              "table_schema = 'core' AND table_name = 'int_unit_year_rows'")]
+    assert sorted(got) == sorted(["county_code", "survey_year", "form", "platform_level", "form_version",
+                                  "submission_id", "source_row", *expected, "quality_flags"])
+
+
+def test_withdrawn_form_leaves_store_facts_and_marts(settings, built) -> None:
+    # 江岸's 2018 JCPT-3 is quarantined on reprocessing and no other revision is accepted: its rows go
+    region_key_rows = f"SELECT xmin::text FROM {BUILD}.dim_region ORDER BY region_key"
+    dim_before = rows(settings, region_key_rows)
+    with connect(settings) as conn:
+        conn.execute("UPDATE raw.submission SET outcome = 'quarantined', failed_rules = '{C05}' "
+                     "WHERE submission_id = 23")
+        conn.commit()
+    try:
+        result = transform.build(settings)
+        assert result.ok and not any(uid.startswith("unit_test.") for uid in result.statuses)
+        # the change set is the withdrawn form and its next survey year, nothing else
+        assert rows(settings, "SELECT county_code, survey_year, form "
+                              "FROM intermediate.int_build__changed_forms ORDER BY 2") \
+            == [("420102", 2018, "JCPT-3"), ("420102", 2019, "JCPT-3")]
+        stores = ("core.int_unit_year_rows", "core.int_county_year_totals", "core.int_county_year_funding")
+        facts = (f"{BUILD}.fct_platform_year", f"{BUILD}.fct_staffing", f"{BUILD}.fct_funding")
+        for table in stores + facts:
+            assert one(settings, f"SELECT count(*) FROM {table} WHERE county_code = '420102' "
+                                 "AND survey_year = 2018 AND form = 'JCPT-3'") == (0,), table
+        assert one(settings, f"SELECT units_reported, counties_reported FROM {BUILD}.mart_coverage "
+                             "WHERE survey_year = 2018 AND region_code = '420102000000' "
+                             "AND platform_level = 'village'") == (0, 0)
+        # the registry did not change: dim_region was neither rewritten nor rescanned by its tests
+        assert one(settings, "SELECT registry_changed FROM intermediate.int_build__registry_changed") \
+            == (False,)
+        assert rows(settings, region_key_rows) == dim_before
+    finally:
+        with connect(settings) as conn:
+            conn.execute("UPDATE raw.submission SET outcome = 'accepted', failed_rules = '{}' "
+                         "WHERE submission_id = 23")
+            conn.commit()

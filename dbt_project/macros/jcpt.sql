@@ -31,10 +31,11 @@
     ({{ division_code }}::bigint * 10000 + {{ first_year }})
 {%- endmacro %}
 
-{#- For an incremental fact in the build schema: the (county, survey year, form) whose rows must be
-    rewritten because their submission in force is not the one this table holds, plus the next survey
-    year of each (its H01 flags compare with the changed year). A full build takes every form in
-    force. -#}
+{#- For an incremental fact in the build schema: the (county, survey year, form) whose rows this run
+    rewrites: the build's change set (int_build__changed_forms: changed since the schema's last
+    complete build, with the next survey year of each) plus any form in force whose submission is not
+    the one this table holds (a safety net compared with the table's own content). A full build
+    takes every form in force. -#}
 {% macro changed_forms() -%}
     {%- if not is_incremental() %}
     select
@@ -43,12 +44,17 @@
         form
     from {{ ref('int_submissions__in_force') }}
     {%- else %}
-    select distinct
+    select
+        county_code,
+        survey_year,
+        form
+    from {{ ref('int_build__changed_forms') }}
+    union
+    select
         in_force.county_code,
-        in_force.survey_year + next_year.years as survey_year,
+        in_force.survey_year,
         in_force.form
     from {{ ref('int_submissions__in_force') }} as in_force
-    cross join (values (0), (1)) as next_year (years)
     where not exists (
         select 1
         from {{ this }} as stored_rows
@@ -59,6 +65,36 @@
             and stored_rows.submission_id = in_force.submission_id
     )
     {%- endif %}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental fact (inside its transaction): remove the rows of every form in the
+    build's change set first, so that a form no longer in force (withdrawn) leaves the fact too;
+    delete+insert then writes the forms that have rows. -#}
+{% macro delete_changed_forms() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} as stored_rows
+    using {{ ref('int_build__changed_forms') }} as changed
+    where
+        stored_rows.county_code = changed.county_code
+        and stored_rows.survey_year = changed.survey_year
+        and stored_rows.form = changed.form
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental store in core (inside its transaction): remove the rows of forms no
+    longer in force at all (a reprocess quarantined the only accepted submission). -#}
+{% macro delete_forms_not_in_force() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} as stored_rows
+    where not exists (
+        select 1
+        from {{ ref('int_submissions__in_force') }} as in_force
+        where
+            stored_rows.county_code = in_force.county_code
+            and stored_rows.survey_year = in_force.survey_year
+            and stored_rows.form = in_force.form
+    )
+    {%- endif -%}
 {%- endmacro %}
 
 {#- A unit's amount from one funding source (a row of int_form_versions__funding_sources): the
@@ -137,4 +173,41 @@
             {%- do layout.columns.append({'name': name, 'type': column.type, 'sources': column.sources}) -%}
         {%- endfor -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- A table of the build schema's last complete build (mart_build_forms, mart_build_registry) into
+    found.relation, or none on a full refresh, when there is none, and while parsing. -#}
+{% macro find_built_relation(found, identifier) -%}
+    {%- if execute -%}
+        {%- if not flags.FULL_REFRESH -%}
+            {%- set found.relation = adapter.get_relation(
+                database=target.database, schema=var('build_schema'), identifier=identifier) -%}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of the tables in core and the build schema (inside the model's transaction): fresh
+    planner statistics when the table is new (never analysed) or this build rewrote a large share
+    of it (a change set of more than a tenth of the forms in force, counted with their next survey
+    years, or a changed registry). The incremental tables are built after the build's change set
+    and registry check (they depend on them); every other table is new each run. Without
+    them PostgreSQL plans the million-row span joins as nested loops; with a small nightly change
+    the statistics are still right and analysing millions of rows again would cost more than the
+    change. -#}
+{% macro analyze_when_stale() -%}
+    {%- set intermediate = generate_schema_name('intermediate', none) -%}
+    do $analyze$
+    begin
+        if (select reltuples < 0 from pg_class where oid = '{{ this }}'::regclass) then
+            analyze {{ this }};
+        {%- if model.config.materialized == 'incremental' %}
+        elsif (select registry_changed from {{ intermediate }}.int_build__registry_changed)
+            or (select count(*) from {{ intermediate }}.int_build__changed_forms)
+            > 0.2 * (select count(*) from {{ intermediate }}.int_submissions__in_force)
+        then
+            analyze {{ this }};
+        {%- endif %}
+        end if;
+    end
+    $analyze$
 {%- endmacro %}

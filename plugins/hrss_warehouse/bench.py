@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -200,6 +200,9 @@ def _run_ingest(settings: Settings, landing: str, profile: str | None, gx: bool 
             stack.callback(setattr, check, "run_suite", original)
         if profile:
             from pyinstrument import Profiler
+
+            # the profiler sees this process only: check the batches here, not in worker processes
+            settings = replace(settings, check_workers=1)
 
             profiler = Profiler()
             profiler.start()

@@ -247,7 +247,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--out", type=Path,
                        help="where to write the report (default $HRSS_HOME/reports/bench.md)")
     bench.add_argument("--profile", action="store_true",
-                       help="profile (a) with pyinstrument into $HRSS_HOME/reports/bench-profile-ingest.html")
+                       help="profile (a) with pyinstrument into $HRSS_HOME/reports/bench-profile-ingest.html "
+                            "(its batches then checked in one process, so the profile sees them)")
     bench.add_argument("--seed", type=int, default=0, help="generator seed of the benchmark data")
     bench.add_argument("--parts", nargs="+",
                        choices=["read_floor", "naive", "ingest", "no_gx", "load_floor", "dbt", "reprocess",

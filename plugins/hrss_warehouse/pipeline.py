@@ -6,6 +6,7 @@ The DAGs call the same stage functions as separate tasks; this module serves tes
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -22,7 +23,8 @@ def checked_batches(settings: Settings, batches: list[dict]) -> Iterator[dict]:
     if workers <= 1:
         yield from (check.parse_and_check_batch(settings, batch) for batch in batches)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    check.warm_up()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
         futures = [pool.submit(check.parse_and_check_batch, settings, batch) for batch in batches]
         for future in as_completed(futures):
             yield future.result()

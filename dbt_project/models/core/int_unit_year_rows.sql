@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['county_code', 'survey_year', 'form'],
         on_schema_change='sync_all_columns',
+        pre_hook='{{ delete_forms_not_in_force() }}',
         indexes=[
             {'columns': ['county_code', 'survey_year', 'form', 'submission_id']},
             {'columns': ['survey_year', 'region_code']},
@@ -18,6 +19,7 @@
 -- The three forms' rows in one shape: the columns come from the forms' spec (macro
 -- unit_row_layout), a form's missing indicators are typed NULLs.
 -- depends_on: {{ ref('jcpt_form_columns') }}, {{ ref('jcpt_form_versions') }}
+-- its tests read the build's change set: {{ ref('int_build__changed_forms') }}
 {%- set form_rows_models = [
     ref('stg_jcpt__county_rows'), ref('stg_jcpt__township_rows'), ref('stg_jcpt__village_rows')
 ] %}

@@ -1,3 +1,6 @@
+-- A small table, computed once per build: several models and tests read it, and as a view each
+-- would scan the 1.1 M-row registry again.
+{{ config(materialized='table', post_hook='analyze {{ this }}') }}
 -- The counties expected to report each survey year that has at least one return: the county-level
 -- units of the year's registry edition, development zones included, 市辖区 placeholders excluded.
 with survey_years as (

@@ -1,3 +1,6 @@
+-- A small table, computed once per build: several models and tests read it, and as a view each
+-- would scan the 1.1 M-row registry again.
+{{ config(materialized='table', post_hook='analyze {{ this }}') }}
 -- The names of the rollup regions (province, prefecture, county) in each survey year's registry
 -- edition, for labelling the marts.
 with survey_years as (

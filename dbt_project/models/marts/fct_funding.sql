@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['county_code', 'survey_year', 'form'],
         on_schema_change='fail',
+        pre_hook='{{ delete_changed_forms() }}',
         indexes=[
             {'columns': ['county_code', 'survey_year', 'form', 'submission_id']},
             {'columns': ['region_key']},
@@ -15,6 +16,7 @@
 -- only, JCPT-3 v2014: none) gets an `unallocated` row for the rest of the total
 -- (int_form_versions__funding_sources, macro funding_amount). Sources a version does not report are
 -- absent, never 0; an unknown amount stays NULL. Incremental like fct_platform_year.
+-- depends_on: {{ ref('int_build__changed_forms') }}
 with changed as (
     {{ changed_forms() }}
 )

@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['county_code', 'survey_year', 'form'],
         on_schema_change='fail',
+        pre_hook='{{ delete_changed_forms() }}',
         indexes=[
             {'columns': ['county_code', 'survey_year', 'form', 'submission_id']},
             {'columns': ['region_key']},
@@ -15,6 +16,7 @@
 -- region span and the row-level soft flags (those of the check stage, plus H01 over the returns in
 -- force and R01 for a code the registry edition lacks). Incremental in the build schema: only the
 -- forms whose submission in force changed since this table was built are rewritten (README).
+-- depends_on: {{ ref('int_build__changed_forms') }}
 with changed as (
     {{ changed_forms() }}
 )

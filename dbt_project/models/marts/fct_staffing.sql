@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['county_code', 'survey_year', 'form'],
         on_schema_change='fail',
+        pre_hook='{{ delete_changed_forms() }}',
         indexes=[
             {'columns': ['county_code', 'survey_year', 'form', 'submission_id']},
             {'columns': ['region_key']},
@@ -12,6 +13,7 @@
 }}
 -- One row per reporting unit and survey year: the staff breakdown of the return in force.
 -- Breakdowns a form version lacks are NULL. Incremental like fct_platform_year.
+-- depends_on: {{ ref('int_build__changed_forms') }}
 with changed as (
     {{ changed_forms() }}
 )
