@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from ingest_helpers import fixture_file, gx_rule_ids, make_fixtures, refs
+from spec_edit import spec_with_severity
 
 from hrss_warehouse import check
 from hrss_warehouse.spec import load_spec
@@ -128,16 +129,7 @@ def test_each_gx_expectation_is_live(evaluation, rule_id):
 
 def test_a_rule_made_soft_in_the_spec_in_force_flags_rows_instead(tmp_path, monkeypatch):
     # HRSS_SPEC_DIR: the office's edited contract. C06 turned soft: the file is accepted, rows flagged.
-    from hrss_warehouse.config import SPEC_DIR
-
-    edited = tmp_path / "spec"
-    edited.mkdir()
-    for name in ("forms.yaml", "rules.yaml"):
-        text = (SPEC_DIR / name).read_text(encoding="utf-8")
-        if name == "rules.yaml":
-            head, tail = text.split("  - id: C06\n", 1)
-            text = head + "  - id: C06\n" + tail.replace("severity: hard", "severity: soft", 1)
-        (edited / name).write_text(text, encoding="utf-8")
+    edited = spec_with_severity(tmp_path / "spec", "C06", "soft")
     monkeypatch.setenv("HRSS_SPEC_DIR", str(edited))
     load_spec.cache_clear()
     try:

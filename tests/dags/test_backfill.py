@@ -64,7 +64,6 @@ class Api:
         return self._call("PATCH", path, body)
 
 
-
 def _land(source: Path, landing: Path, name: str) -> None:
     # A new zip comment: same return, new checksum, so it is not a re-send of an earlier test's copy.
     shutil.copy(source, landing / name)
@@ -96,8 +95,68 @@ def _task_states(api: Api, run_id: str) -> dict[str, str]:
     return {ti["task_id"]: ti["state"] for ti in listing["task_instances"]}
 
 
-def _when(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+def _check_runs(api: Api, files: dict[str, list[int]]) -> dict[int, dict]:
+    """The backfill's three runs, each reprocessing its year; returns the publish results by year."""
+    runs = api.get("/api/v2/dags/jcpt_reprocess/dagRuns?run_type=backfill")["dag_runs"]
+    failed = {r["dag_run_id"]: sorted(t for t, s in _task_states(api, r["dag_run_id"]).items()
+                                      if s not in ("success", "skipped"))
+              for r in runs if r["state"] != "success"}
+    assert len(runs) == 3 and not failed, f"backfill runs not successful, with these tasks: {failed}"
+    done, states, published = {}, {}, {}
+    for run in runs:
+        value = _xcom(api, run["dag_run_id"], "reprocess")
+        year = value["survey_year"]
+        done[year] = value
+        states[year] = _task_states(api, run["dag_run_id"])
+        if states[year].get("publish") == "success":
+            published[year] = _xcom(api, run["dag_run_id"], "publish")
+    assert sorted(done) == [2015, 2016, 2017]
+
+    # 2016: no returns that year; the run succeeds, changes nothing and skips the rebuild.
+    assert done[2016]["submissions"] == 0 and done[2016]["changed"] == []
+    rebuild = {t: s for t, s in states[2016].items() if t not in ("reprocess", "changes_made")}
+    assert rebuild and set(rebuild.values()) == {"skipped"}, states[2016]
+    # 2015 and 2017: exactly the C06 returns flipped, quarantined -> accepted; the good one unchanged.
+    for year, name in ((2015, C06_2015), (2017, C06_2017)):
+        stored = files[name] + (files[GOOD_2017] if year == 2017 else [])
+        assert done[year]["submissions"] == len(stored)
+        changed = {c["submission_id"]: c for c in done[year]["changed"]}
+        assert sorted(changed) == sorted(files[name]), done[year]
+        for change in changed.values():
+            assert change["before"]["outcome"] == "quarantined"
+            assert change["before"]["failed_rules"] == [FLIPPED_RULE]
+            assert change["after"]["outcome"] == "accepted" and change["after"]["failed_rules"] == []
+        # The rebuild ran: every dbt task of the Cosmos group, then the publish swap.
+        dbt_tasks = {t: s for t, s in states[year].items() if t.startswith("dbt_build.")}
+        assert dbt_tasks and set(dbt_tasks.values()) == {"success"}, dbt_tasks
+        assert states[year]["prepare_build"] == "success" and year in published, states[year]
+    assert not set(files[GOOD_2017]) & {c["submission_id"] for c in done[2017]["changed"]}
+    # max_active_runs 1: the runs published in year order, the 2017 build replacing 2015's.
+    assert published[2017]["replaced_invocation_id"] == published[2015]["invocation_id"]
+    return published
+
+
+def _check_marts(settings: Settings, files: dict[str, list[int]], published: dict[int, dict]) -> None:
+    """What BI sees, as bi_reader, once the backfill is done."""
+    # The published marts are the 2017 run's build ...
+    with psycopg.connect(settings.bi_reader_dsn()) as conn:
+        invocation, built_at = conn.execute(
+            "SELECT invocation_id, built_at FROM marts.mart_build_info").fetchone()
+        subs = {r[0]: r[1:] for r in conn.execute(
+            "SELECT submission_id, outcome, failed_rules, in_force FROM marts.mart_submissions")}
+        flags = dict(conn.execute(
+            "SELECT submission_id, array_agg(DISTINCT flag) FROM marts.fct_platform_year,"
+            " unnest(quality_flags) AS flag GROUP BY submission_id").fetchall())
+    assert invocation == published[2017]["invocation_id"]
+    assert built_at == datetime.fromisoformat(published[2017]["built_at"])
+    # ... in which the flipped returns are accepted, without failed rules, and in force (the 2017 r2
+    # revision now supersedes the good return, itself still accepted), their C06 rows flagged.
+    for name in (C06_2015, C06_2017):
+        for sid in files[name]:
+            assert subs[sid] == ("accepted", [], True), (name, sid, subs[sid])
+        assert any(FLIPPED_RULE in flags.get(sid, []) for sid in files[name]), (name, flags)
+    for sid in files[GOOD_2017]:
+        assert subs[sid] == ("accepted", [], False), (GOOD_2017, sid, subs[sid])
 
 
 def test_backfill_after_a_rule_change_flips_outcomes_and_publishes(settings: Settings, tmp_path: Path,
@@ -150,43 +209,7 @@ def test_backfill_after_a_rule_change_flips_outcomes_and_publishes(settings: Set
             assert time.monotonic() < deadline, "the backfill did not complete in time"
             time.sleep(5)
         print(f"backfill of 3 survey years done in {time.monotonic() - started:.0f} s")
-        runs = api.get("/api/v2/dags/jcpt_reprocess/dagRuns?run_type=backfill")["dag_runs"]
-        failed = {r["dag_run_id"]: sorted(t for t, s in _task_states(api, r["dag_run_id"]).items()
-                                          if s not in ("success", "skipped"))
-                  for r in runs if r["state"] != "success"}
-        assert len(runs) == 3 and not failed, f"backfill runs not successful, with these tasks: {failed}"
-        done, states, published, run_of = {}, {}, {}, {}
-        for run in runs:
-            value = _xcom(api, run["dag_run_id"], "reprocess")
-            year = value["survey_year"]
-            done[year], run_of[year] = value, run
-            states[year] = _task_states(api, run["dag_run_id"])
-            if states[year].get("publish") == "success":
-                published[year] = _xcom(api, run["dag_run_id"], "publish")
-        assert sorted(done) == [2015, 2016, 2017]
-
-        # 2016: no returns that year; the run succeeds, changes nothing and skips the rebuild.
-        assert done[2016]["submissions"] == 0 and done[2016]["changed"] == []
-        rebuild = {t: s for t, s in states[2016].items() if t not in ("reprocess", "changes_made")}
-        assert rebuild and set(rebuild.values()) == {"skipped"}, states[2016]
-        # 2015 and 2017: exactly the C06 returns flipped, quarantined -> accepted; the good one unchanged.
-        for year, name in ((2015, C06_2015), (2017, C06_2017)):
-            stored = files[name] + (files[GOOD_2017] if year == 2017 else [])
-            assert done[year]["submissions"] == len(stored)
-            changed = {c["submission_id"]: c for c in done[year]["changed"]}
-            assert sorted(changed) == sorted(files[name]), done[year]
-            for change in changed.values():
-                assert change["before"]["outcome"] == "quarantined"
-                assert change["before"]["failed_rules"] == [FLIPPED_RULE]
-                assert change["after"]["outcome"] == "accepted" and change["after"]["failed_rules"] == []
-            # The rebuild ran: every dbt task of the Cosmos group, then the publish swap.
-            dbt_tasks = {t: s for t, s in states[year].items() if t.startswith("dbt_build.")}
-            assert dbt_tasks and set(dbt_tasks.values()) == {"success"}, dbt_tasks
-            assert states[year]["prepare_build"] == "success" and year in published, states[year]
-        assert not set(files[GOOD_2017]) & {c["submission_id"] for c in done[2017]["changed"]}
-        # max_active_runs 1: the runs published in year order, the 2017 build replacing 2015's.
-        assert published[2017]["replaced_invocation_id"] == published[2015]["invocation_id"]
-        last = run_of[2017]
+        published = _check_runs(api, files)
     finally:
         stopped = airflow_env.stop(settings)
         load_spec.cache_clear()  # the edited contract must not outlive this test in this process
@@ -198,22 +221,4 @@ def test_backfill_after_a_rule_change_flips_outcomes_and_publishes(settings: Set
                 survivors.append(proc.info)
     assert not survivors, f"processes survived the stop: {survivors}"
 
-    # What BI sees, as bi_reader: the published marts are the 2017 run's build ...
-    with psycopg.connect(settings.bi_reader_dsn()) as conn:
-        invocation, built_at = conn.execute(
-            "SELECT invocation_id, built_at FROM marts.mart_build_info").fetchone()
-        subs = {r[0]: r[1:] for r in conn.execute(
-            "SELECT submission_id, outcome, failed_rules, in_force FROM marts.mart_submissions")}
-        flags = dict(conn.execute(
-            "SELECT submission_id, array_agg(DISTINCT flag) FROM marts.fct_platform_year,"
-            " unnest(quality_flags) AS flag GROUP BY submission_id").fetchall())
-    assert invocation == published[2017]["invocation_id"]
-    assert _when(last["start_date"]) <= built_at <= _when(last["end_date"])
-    # ... in which the flipped returns are accepted, without failed rules, and in force (the 2017 r2
-    # revision now supersedes the good return, itself still accepted), their C06 rows flagged.
-    for name in (C06_2015, C06_2017):
-        for sid in files[name]:
-            assert subs[sid] == ("accepted", [], True), (name, sid, subs[sid])
-        assert any(FLIPPED_RULE in flags.get(sid, []) for sid in files[name]), (name, flags)
-    for sid in files[GOOD_2017]:
-        assert subs[sid] == ("accepted", [], False), (GOOD_2017, sid, subs[sid])
+    _check_marts(settings, files, published)
