@@ -340,7 +340,7 @@ class Measurement:
     label: str
     rows: int
     seconds: float
-    peak_rss: int  # bytes: the largest sampled sum over the process tree, or the main process's VmHWM
+    peak_rss: int  # bytes: the largest sampled PSS sum over the process tree, or the main process's VmHWM
     detail: dict = field(default_factory=dict)
     note: str = ""
     cpu_seconds: float | None = None  # user + system of the whole child process and its reaped children
@@ -359,11 +359,17 @@ def _child_env(settings: Settings) -> dict[str, str]:
 
 
 def _tree_rss(proc: psutil.Process) -> int:
+    """The resident memory of a process tree: the sum of each member's PSS where the kernel gives it.
+
+    Forked check workers share their parent's pages (GX, the registry) copy-on-write; summing RSS
+    would count each shared page once per process, PSS counts it once, split between the sharers.
+    """
     total = 0
     with contextlib.suppress(psutil.Error):
         for member in [proc, *proc.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
-                total += member.memory_info().rss
+                info = member.memory_full_info()
+                total += getattr(info, "pss", info.rss)
     return total
 
 
@@ -492,8 +498,10 @@ def render(title: str, measurements: list[Measurement], targets: list[Target], m
     lines = [f"# {title}", "",
              f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Seconds: wall clock of the part's work; "
              "CPU s: user + system time of its whole process tree, imports included (on a shared machine "
-             "the gap between the two is time spent waiting for a core). Ratio: seconds per row "
-             "relative to (a) (above 1× is slower than (a)).", "",
+             "the gap between the two is time spent waiting for a core). Peak RSS: the largest sampled "
+             "sum over the part's process tree of each process's proportional share (PSS: pages that "
+             "forked workers share with their parent count once), or the main process's own peak if "
+             "larger. Ratio: seconds per row relative to (a) (above 1× is slower than (a)).", "",
              "| part | rows | seconds | rows/s | CPU s | peak RSS | s/row vs (a) | note |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for m in measurements:
