@@ -165,6 +165,8 @@ def register_files(settings: Settings, paths: list[str]) -> list[dict]:
 
 
 def _register_chunk(settings: Settings, conn, paths: list[Path]) -> None:
+    if not paths:
+        return
     arrivals = []
     for path in paths:
         stat = path.stat()
