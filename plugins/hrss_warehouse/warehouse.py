@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SERVICE_USER = "hrss-pg"
 MAINTENANCE_DB = "postgres"
 START_TIMEOUT_S = 60
+BIND_ATTEMPTS, BIND_RETRY_S = 4, 3.0
 LOCK_NAMESPACE = 0x48525353  # "HRSS": the first key of every advisory lock the project takes
 LOCK_POLL_S = 2.0
 
@@ -184,13 +185,20 @@ def start(settings: Settings) -> str:
         if account is not None:
             os.chown(log, *account)
             os.chown(settings.log_dir, *account)
-        result = _run_pg(
-            [_pg_bin("pg_ctl"), "-D", str(settings.pgdata), "-l", str(log), "-w",
-             "-t", str(START_TIMEOUT_S), "-o", f"-p {settings.port}", "start"],
-            account, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        if result.returncode != 0:
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            result = _run_pg(
+                [_pg_bin("pg_ctl"), "-D", str(settings.pgdata), "-l", str(log), "-w",
+                 "-t", str(START_TIMEOUT_S), "-o", f"-p {settings.port}", "start"],
+                account, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-5:])
+            # The default ports lie in Linux's ephemeral range: a client connection elsewhere can hold
+            # the port for a moment. A server that really holds it still does after the retries.
+            if result.returncode == 0 or "could not create any TCP/IP sockets" not in tail:
+                break
+            if attempt < BIND_ATTEMPTS:
+                time.sleep(BIND_RETRY_S)
+        if result.returncode != 0:
             raise WarehouseError(
                 f"PostgreSQL did not start on 127.0.0.1:{settings.port} (HRSS_PG_PORT); "
                 f"the end of {log}:\n{tail}"
