@@ -88,7 +88,21 @@ def test_batches_pack_whole_provinces_up_to_the_size():
             (7, None)]
     assert register.pack_batches(rows, 3) == [
         {"batch": "11-12", "submission_ids": [1, 2, 3]},
-        {"batch": "13", "submission_ids": [4, 5, 6]},  # a province is never split, nor joined past the size
+        {"batch": "13", "submission_ids": [4, 5, 6]},  # a province is not joined past the size
         {"batch": register.UNNAMED_BATCH, "submission_ids": [7]}]
-    assert [b["batch"] for b in register.pack_batches(rows, 1)] == ["11", "12", "13", register.UNNAMED_BATCH]
     assert [b["batch"] for b in register.pack_batches(rows, 100)] == ["11-13", register.UNNAMED_BATCH]
+
+
+def test_a_province_larger_than_the_size_splits_at_county_boundaries():
+    # several survey years of one province in one landing folder: a county's returns stay together
+    rows = [(1, "130101"), (2, "130102"), (3, "130101"), (4, "130102"), (5, "130103"), (6, "130101"),
+            (7, "140101"), (8, "150101"), (9, "150102")]
+    batches = register.pack_batches(rows, 4)
+    assert batches == [
+        {"batch": "130101", "submission_ids": [1, 3, 6]},
+        {"batch": "130102-130103", "submission_ids": [2, 4, 5]},
+        {"batch": "14-15", "submission_ids": [7, 8, 9]},  # the split parts take no other province
+    ]
+    assert [b["batch"] for b in register.pack_batches(rows, 1)] == [
+        "130101", "130102", "130103", "14", "150101", "150102"]  # a county larger than the size is whole
+    assert all(len(b["submission_ids"]) <= 4 for b in batches)

@@ -119,26 +119,51 @@ def forms_of(path: Path, name: FileName | None) -> list[str | None]:
 
 
 def pack_batches(rows: list[tuple[int, str | None]], size: int) -> list[dict]:
-    """Group (submission_id, county_code) into check batches: whole provinces, packed in code order while
-    a batch stays within ``size`` submissions (``Settings.batch_submissions``).
+    """Group (submission_id, county_code) into check batches of at most ``size`` submissions
+    (``Settings.batch_submissions``): whole provinces packed in code order (named "11" or "11-13"), and
+    a province larger than ``size`` alone split at county boundaries (named by its county range).
 
     A batch is validated in one GX run per suite (each run has a fixed cost of about a second), so a
-    national year becomes a handful of batches (mapped tasks), not 31 or 9,000; a file's submissions
-    (same county) always share a batch, which its load needs.
+    national year becomes a handful of batches (mapped tasks), not 31 or 9,000. The size also bounds a
+    batch's memory when the landing folder holds several survey years. A county is never split: a
+    file's submissions (same county) share a batch, which its load needs.
     """
-    provinces: dict[str, list[int]] = {}
+    provinces: dict[str, dict[str, list[int]]] = {}
     for submission_id, county in rows:
-        provinces.setdefault(county[:2] if county else UNNAMED_BATCH, []).append(submission_id)
+        key = county[:2] if county else UNNAMED_BATCH
+        provinces.setdefault(key, {}).setdefault(county or "", []).append(submission_id)
     batches: list[dict] = []
-    for key, ids in sorted(provinces.items()):
-        last = batches[-1] if batches else None
-        if (last is None or key == UNNAMED_BATCH or last["batch"] == UNNAMED_BATCH
-                or len(last["submission_ids"]) + len(ids) > size):
-            batches.append({"batch": key, "submission_ids": list(ids)})
+    packable = False  # whether the last batch is whole provinces that another province may join
+    for key, counties in sorted(provinces.items()):
+        ids = [i for county in sorted(counties) for i in counties[county]]
+        if key == UNNAMED_BATCH:
+            batches.append({"batch": key, "submission_ids": ids})
+            packable = False
+        elif len(ids) > size:
+            batches += _county_batches(counties, size)
+            packable = False
+        elif packable and len(batches[-1]["submission_ids"]) + len(ids) <= size:
+            batches[-1]["batch"] = f"{batches[-1]['batch'].split('-')[0]}-{key}"
+            batches[-1]["submission_ids"] += ids
         else:
-            last["batch"] = f"{last['batch'].split('-')[0]}-{key}"
-            last["submission_ids"] += ids
+            batches.append({"batch": key, "submission_ids": ids})
+            packable = True
     return batches
+
+
+def _county_batches(counties: dict[str, list[int]], size: int) -> list[dict]:
+    """One province's counties packed in code order into batches of at most ``size`` submissions (a
+    county larger than that is a batch of its own)."""
+    groups: list[list[str]] = []
+    total = 0
+    for county in sorted(counties):
+        if not groups or total + len(counties[county]) > size:
+            groups.append([])
+            total = 0
+        groups[-1].append(county)
+        total += len(counties[county])
+    return [{"batch": group[0] if len(group) == 1 else f"{group[0]}-{group[-1]}",
+             "submission_ids": [i for county in group for i in counties[county]]} for group in groups]
 
 
 def register_files(settings: Settings, paths: list[str]) -> list[dict]:

@@ -168,7 +168,7 @@ class Ingest:
 
 def child_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HRSS_")}
-    # one province per check batch, so a test can stop a run between two batches
+    # one county per check batch, so a test can stop a run between two batches
     env.update(HRSS_HOME=str(settings.home), HRSS_PG_PORT=str(settings.port), HRSS_BATCH_SUBMISSIONS="1",
                **extra)
     if settings.external_dsn:
