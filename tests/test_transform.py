@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 
+import psycopg
 import pytest
 import transform_dataset as ds
 import yaml
@@ -54,6 +55,54 @@ def test_parse_works_offline() -> None:
     marts = [n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["schema"] == BUILD]
     assert {n["name"] for n in marts} >= contract
     assert all(n["config"]["contract"]["enforced"] for n in marts)
+
+
+def _enforced_keys(model: dict) -> tuple[set[str], set[tuple[str, ...]]]:
+    """The columns PostgreSQL keeps non-null and the column sets it keeps unique for a contracted model."""
+    not_null, unique = set(), set()
+    for constraint in model.get("constraints", []):
+        columns = tuple(constraint.get("columns") or ())
+        if constraint["type"] in {"primary_key", "unique"}:
+            unique.add(columns)
+        if constraint["type"] == "primary_key":
+            not_null.update(columns)
+    for name, column in model["columns"].items():
+        kinds = {c["type"] for c in column.get("constraints", [])}
+        if kinds & {"not_null", "primary_key"}:
+            not_null.add(name)
+        if kinds & {"unique", "primary_key"}:
+            unique.add((name,))
+    return not_null, unique
+
+
+def test_no_data_test_repeats_an_enforced_constraint() -> None:
+    # A contract's constraints fail the build on the offending row, so a not_null or unique test of the
+    # same columns could never fail: it would only add a node (and seconds) to every build.
+    manifest = json.loads(transform.parse().read_text())
+    nodes = manifest["nodes"]
+    repeated = []
+    for test in nodes.values():
+        attached = nodes.get(test.get("attached_node") or "")
+        if test["resource_type"] != "test" or not attached or not attached["config"]["contract"]["enforced"]:
+            continue
+        not_null, unique = _enforced_keys(attached)
+        name, kwargs = test["test_metadata"]["name"], test["test_metadata"]["kwargs"]
+        column = kwargs.get("column_name")
+        covered = {"not_null": column in not_null, "unique": (column,) in unique,
+                   "unique_combination_of_columns": tuple(kwargs.get("combination_of_columns", ())) in unique}
+        if covered.get(name):
+            repeated.append(test["name"])
+    assert not repeated
+
+
+def test_the_contracts_reject_a_duplicate_or_null_key(settings, built) -> None:
+    with connect(settings) as conn:
+        for statement in (
+                f"INSERT INTO {BUILD}.fct_platform_year SELECT * FROM {BUILD}.fct_platform_year LIMIT 1",
+                f"UPDATE {BUILD}.mart_coverage SET region_code = NULL"):
+            with pytest.raises(psycopg.errors.IntegrityError):
+                conn.execute(statement)
+            conn.rollback()
 
 
 @pytest.fixture(scope="module")

@@ -555,11 +555,19 @@ def evaluate(found: dict[str, Measurement], reprocess_label: str) -> list[Target
                   if a and copies == 0 else "needs (a) and the load floor")
         targets.append(Target("load part of (a) within 2× of load floor", None, reason))
 
-    full, incremental = found.get("dbt_full"), found.get("dbt_incremental")
-    if full and incremental:
-        share = incremental.seconds / full.seconds
-        targets.append(Target("incremental dbt ≤ 10% of full", share <= INCREMENTAL_SHARE,
-                              f"{share:.0%} ({incremental.seconds:.1f} s vs {full.seconds:.1f} s)"))
+    # A nightly build runs on the warehouse an office has: every year it holds. Judged on the 10-year
+    # warehouse when the run built it; the one-year figure is reported beside it.
+    shares = {}
+    for suffix, where in (("", "one year"), ("_decade", "ten years")):
+        full, incremental = found.get(f"dbt_full{suffix}"), found.get(f"dbt_incremental{suffix}")
+        if full and incremental:
+            share = incremental.seconds / full.seconds
+            shares[where] = (share, f"{where}: {share:.0%} ({incremental.seconds:.1f} s "
+                                    f"vs {full.seconds:.1f} s)")
+    if shares:
+        judged = shares.get("ten years", shares.get("one year"))
+        targets.append(Target("incremental dbt ≤ 10% of full", judged[0] <= INCREMENTAL_SHARE,
+                              "; ".join(figures for _, figures in reversed(shares.values()))))
     else:
         targets.append(Target("incremental dbt ≤ 10% of full", None, "dbt build not measured in this run"))
 
@@ -651,8 +659,9 @@ def stage_landing(sources: list[Path], landing: Path) -> Path:
     return landing
 
 
-def _resubmission(wh: Settings, data: Path, landing: Path) -> Path:
-    """One county's return sent again as a new revision (same content, new bytes): the incremental case."""
+def _resubmission(wh: Settings, data: Path, year: int, landing: Path, revision: int) -> Path:
+    """One county's return of ``year`` (generated into ``data``) sent again as a new revision (same
+    content, new bytes): the incremental case."""
     import openpyxl
 
     from hrss_warehouse.warehouse import connect
@@ -660,7 +669,8 @@ def _resubmission(wh: Settings, data: Path, landing: Path) -> Path:
     with connect(wh) as conn:
         found = conn.execute(
             "SELECT file_name, county_code, survey_year FROM raw.submission WHERE outcome = 'accepted' "
-            "AND file_name LIKE '%.xlsx' GROUP BY 1, 2, 3 HAVING count(*) = 3 ORDER BY 2 LIMIT 1").fetchone()
+            "AND file_name LIKE '%%.xlsx' AND survey_year = %s GROUP BY 1, 2, 3 HAVING count(*) = 3 "
+            "ORDER BY 2 LIMIT 1", (year,)).fetchone()
     if found is None:
         raise BenchError("no workbook was accepted by (a), so there is no county to resubmit for the "
                          "incremental dbt build")
@@ -669,7 +679,7 @@ def _resubmission(wh: Settings, data: Path, landing: Path) -> Path:
     shutil.rmtree(landing, ignore_errors=True)
     landing.mkdir(parents=True)
     workbook = openpyxl.load_workbook(source)
-    target = landing / f"{county}_{year}_r9.xlsx"
+    target = landing / f"{county}_{year}_r{revision}.xlsx"
     workbook.save(target)
     return target
 
@@ -805,22 +815,26 @@ class _Run:
         if "reprocess" in parts:
             self.reprocess()
 
-    def dbt(self) -> None:
-        """dbt build of all models from scratch, then incrementally after one county resubmitted."""
-        full = self.measure("dbt", {"full_refresh": True}, "(d) dbt build, full", key="dbt_full")
+    def dbt(self, suffix: str = "", where: str = "", revision: int = 9) -> None:
+        """dbt build of all models from scratch, then incrementally after one county of the year resubmitted
+        (as ``revision``: a later revision is the one in force)."""
+        full = self.measure("dbt", {"full_refresh": True}, f"(d) dbt build, full{where}",
+                            key=f"dbt_full{suffix}")
         if full is None:
             return
         full.note = f"{full.detail['nodes']} nodes (seeds, models, tests)"
-        resubmitted = _resubmission(self.wh, self.data, self.work / "resubmit")
-        if self.measure("ingest", {"landing": str(resubmitted.parent)}, "resubmission ingest",
-                        key="resubmit", keep=False) is None:
+        resubmitted = _resubmission(self.wh, self.data, self.plan.year, self.work / "resubmit", revision)
+        if self.measure("ingest", {"landing": str(resubmitted.parent)}, f"resubmission ingest{where}",
+                        key=f"resubmit{suffix}", keep=False) is None:
             return
-        m = self.measure("dbt", {"full_refresh": False}, "(d) dbt build, incremental", key="dbt_incremental")
+        m = self.measure("dbt", {"full_refresh": False}, f"(d) dbt build, incremental{where}",
+                         key=f"dbt_incremental{suffix}")
         if m:
             m.note = f"{m.detail['nodes']} nodes, after {resubmitted.name} (one county resubmitted)"
 
     def reprocess(self) -> None:
-        """Load the other years of the reprocess span, then reprocess every year of it."""
+        """Load the other years of the reprocess span, reprocess every year of it, then (with the dbt
+        part) measure dbt again on the warehouse of all those years."""
         plan = self.plan
         others = [y for y in plan.reprocess_years if y != plan.year]
         if others:
@@ -832,7 +846,8 @@ class _Run:
                 return
         years = plan.reprocess_years
         label = f"reprocess of {len(years)} years" if len(years) > 1 else f"reprocess of {years[0]}"
-        self.measure("reprocess", {"years": years}, label)
+        if self.measure("reprocess", {"years": years}, label) and others and "dbt" in plan.parts:
+            self.dbt("_decade", f" ({len(years)} years)", revision=10)
 
     def airflow(self) -> None:
         """(e) the DAG files' parse time, and `hrss run` of the year on a fresh warehouse."""
