@@ -104,6 +104,8 @@ class _Refused(Exception):
 
 def _text(value: object) -> str:
     """A cell as display text: integral floats without the '.0' Excel numbers carry."""
+    if type(value) is str:  # most cells: the fast path first (called for every text cell of a year)
+        return value.translate(_FULLWIDTH).strip()
     if value is None:
         return ""
     if isinstance(value, float):

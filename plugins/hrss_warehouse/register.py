@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,10 +179,13 @@ def register_files(settings: Settings, paths: list[str]) -> list[dict]:
 
     ensure_schema(settings)
     files = [Path(p) for p in paths]
-    with connect(settings, role=LOADER, autocommit=True) as conn:
+    # reading and hashing the files waits on the disk and on hashlib and zlib, which release the GIL
+    with (connect(settings, role=LOADER, autocommit=True) as conn,
+          ThreadPoolExecutor(max_workers=settings.check_workers) as readers):
         for start in range(0, len(files), REGISTER_CHUNK):
             # a file already moved by an earlier run of the same task is skipped
-            _register_chunk(settings, conn, [f for f in files[start:start + REGISTER_CHUNK] if f.is_file()])
+            chunk = [f for f in files[start:start + REGISTER_CHUNK] if f.is_file()]
+            _register_chunk(settings, conn, list(readers.map(_inspect, chunk)))
         rows = conn.execute(
             "SELECT submission_id, county_code FROM raw.submission WHERE outcome = 'pending' "
             "ORDER BY submission_id"
@@ -189,20 +193,22 @@ def register_files(settings: Settings, paths: list[str]) -> list[dict]:
     return pack_batches(rows, settings.batch_submissions)
 
 
-def _register_chunk(settings: Settings, conn, paths: list[Path]) -> None:
-    if not paths:
+def _inspect(path: Path) -> tuple[Path, str, os.stat_result, FileName | None, list[str | None]]:
+    """What registration reads of a landed file: checksum, size and time, name, the forms it holds."""
+    name = parse_file_name(path.name)
+    return path, sha256_of(path), path.stat(), name, forms_of(path, name)
+
+
+def _register_chunk(settings: Settings, conn, arrivals: list[tuple]) -> None:
+    if not arrivals:
         return
-    arrivals = []
-    for path in paths:
-        stat = path.stat()
-        arrivals.append((path, sha256_of(path), stat, parse_file_name(path.name)))
     known = dict(conn.execute(
         "SELECT DISTINCT ON (sha256) sha256, archived_path FROM raw.submission WHERE sha256 = ANY(%s) "
         "ORDER BY sha256, submission_id", ([a[1] for a in arrivals],)).fetchall())
     receipts, submissions, moves = [], [], []
     taken: set[str] = set()  # checksums this chunk stores in the archive (a second copy is a re-send)
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    for index, (path, sha, stat, name) in enumerate(arrivals):
+    for index, (path, sha, stat, name, forms) in enumerate(arrivals):
         file_name = printable_name(path.name)
         received_at = datetime.fromtimestamp(stat.st_mtime, UTC)
         if sha in taken or (sha in known and stored_file(settings, known[sha]).exists()):
@@ -217,7 +223,7 @@ def _register_chunk(settings: Settings, conn, paths: list[Path]) -> None:
             continue
         target = archive_path(settings, sha, name.kind if name else None)
         receipts.append((sha, file_name, received_at, str(target)))
-        for form in forms_of(path, name):
+        for form in forms:
             submissions.append((sha, stat.st_size, file_name, name.county_code if name else None,
                                 name.survey_year if name else None, form,
                                 name.revision if name else None, received_at, str(target)))
