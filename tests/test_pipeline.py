@@ -4,16 +4,14 @@ bad input never stopping the batch, nothing lost, re-sends, reports, reprocessin
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from ingest_helpers import FIXTURES, make_fixtures
 from test_check import FAILING, PASSING
 
-from hrss_warehouse import check, load, pipeline, register
+from hrss_warehouse import load, pipeline, register
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.warehouse import LOADER, TRANSFORMER, connect
 
@@ -168,25 +166,3 @@ def test_reprocessing_twice_changes_nothing_and_dry_run_changes_nothing(settings
     assert first["changed"] == [] and first["submissions"] > 0
     assert snapshot() == before
     assert pipeline.reprocess_year(settings, 2030)["submissions"] == 0
-
-
-def _checked_in(settings, batch: dict) -> dict:
-    return {**_check_batch(settings, batch), "pid": os.getpid()}
-
-
-_check_batch = check.parse_and_check_batch
-
-
-def test_check_processes_are_replaced_after_their_share_of_batches(settings, ingested, monkeypatch):
-    with connect(settings, role=LOADER) as conn:
-        ids = [sid for (sid,) in conn.execute(
-            "SELECT submission_id FROM raw.submission WHERE outcome <> 'pending' ORDER BY 1 LIMIT 6")]
-    batches = [{"batch": str(sid), "submission_ids": [sid]} for sid in ids]
-    monkeypatch.setattr(pipeline, "WORKER_BATCHES", 1)
-    monkeypatch.setattr(check, "parse_and_check_batch", _checked_in)
-    results = list(pipeline.checked_batches(replace(settings, check_workers=2), batches))
-    for result in results:
-        shutil.rmtree(result["batch_dir"])
-    assert sorted(s["submission_id"] for r in results for s in r["submissions"]) == ids
-    # a pool of 2 processes per 2 batches: each pool's processes are new forks
-    assert len({r["pid"] for r in results}) >= -(-len(batches) // 2)

@@ -15,11 +15,6 @@ from hrss_warehouse import check, land, load, register, report
 from hrss_warehouse.config import Settings
 from hrss_warehouse.warehouse import LOADER, connect
 
-# Batches a check process handles before a fresh fork replaces it: a worker's memory grows batch after
-# batch (nine national years in one landing folder, one pool: 2.9 GB peak), so a long landing runs in
-# several pools. A national year (about 10 batches) still runs in one.
-WORKER_BATCHES = 6
-
 
 def checked_batches(settings: Settings, batches: list[dict]) -> Iterator[dict]:
     """Parse and check ``batches`` on ``settings.check_workers`` processes, yielding each result as it is
@@ -29,13 +24,10 @@ def checked_batches(settings: Settings, batches: list[dict]) -> Iterator[dict]:
         yield from (check.parse_and_check_batch(settings, batch) for batch in batches)
         return
     check.warm_up()
-    per_pool = workers * WORKER_BATCHES
-    for start in range(0, len(batches), per_pool):
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(check.parse_and_check_batch, settings, batch)
-                       for batch in batches[start:start + per_pool]]
-            for future in as_completed(futures):
-                yield future.result()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(check.parse_and_check_batch, settings, batch) for batch in batches]
+        for future in as_completed(futures):
+            yield future.result()
 
 
 def ingest_folder(settings: Settings, landing: Path) -> dict:
