@@ -162,7 +162,7 @@ def _gx():
     from great_expectations.execution_engine import pandas_execution_engine
 
     # GX fingerprints every batch it gets (an md5 over the hashed frame, for frames under this many
-    # bytes): about 15 % of a batch's check time for a marker nothing here reads.
+    # bytes): about 8 % of a batch's check CPU, for a marker nothing here reads.
     pandas_execution_engine.HASH_THRESHOLD = 0
 
     context = gx.get_context(mode="ephemeral")
