@@ -63,6 +63,16 @@ def test_placeholders_marked_and_not_reporting() -> None:
     assert "460201000000" not in set(reference.reporting_counties(2016)["code"])
 
 
+@pytest.mark.parametrize("survey_year", [2014, 2019, 2030])
+def test_edition_codes_are_the_editions_units(survey_year: int) -> None:
+    edition = reference.edition(survey_year)
+    for level in ("township", "village"):
+        expected = edition.loc[edition["level"] == level, ["code", "county_code"]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(reference.edition_codes(survey_year, level), expected)
+    counties = reference.reporting_counties(survey_year)[["code", "county_code"]]
+    pd.testing.assert_frame_equal(reference.edition_codes(survey_year, "county"), counties)
+
+
 def test_laiwu_merged_into_jinan_in_2019() -> None:
     e2018, e2019 = reference.edition(2018), reference.edition(2019)
     laiwu = e2018.set_index("code").loc["371200000000"]

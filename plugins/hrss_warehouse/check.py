@@ -354,23 +354,31 @@ def _c09(frame: pd.DataFrame, fv: FormVersion, totals: dict[int, tuple[int, dict
     return out
 
 
-@cache
 def _registry_codes(year: int, level: str) -> pd.DataFrame:
-    """code and county_code of every unit of ``level`` in the registry edition of ``year``."""
+    """code and county_code of every unit of ``level`` in the registry edition of survey year ``year``."""
     from hrss_warehouse import reference
 
-    if level == "county":
-        units = reference.reporting_counties(year)
-    else:
-        edition = reference.edition(year)
-        units = edition[edition["level"] == level]
-    return units[["code", "county_code"]].reset_index(drop=True)
+    return _edition_codes(reference.edition_for_survey_year(year), level)
+
+
+# Keyed by edition, not survey year: the years before the first edition share it.
+@cache
+def _edition_codes(edition: int, level: str) -> pd.DataFrame:
+    from hrss_warehouse import reference
+
+    return reference.edition_codes(edition, level)
+
+
+def _code_index(year: int, level: str) -> pd.Index:
+    """The registry's codes as an index: its hash table is built once per edition, not per batch."""
+    from hrss_warehouse import reference
+
+    return _edition_code_index(reference.edition_for_survey_year(year), level)
 
 
 @cache
-def _code_index(year: int, level: str) -> pd.Index:
-    """The registry's codes as an index: its hash table is built once, not per batch."""
-    return pd.Index(pd.unique(_registry_codes(year, level)["code"].to_numpy(dtype=object)))
+def _edition_code_index(edition: int, level: str) -> pd.Index:
+    return pd.Index(pd.unique(_edition_codes(edition, level)["code"].to_numpy(dtype=object)))
 
 
 def _registry(frame: pd.DataFrame, level: str, sheets: dict[int, str | None]) -> list[tuple[int, Finding]]:

@@ -110,6 +110,23 @@ def edition(year: int) -> pd.DataFrame:
     return _edition(edition_for_survey_year(year)).copy(deep=False)
 
 
+def edition_codes(survey_year: int, level: str) -> pd.DataFrame:
+    """``code`` and ``county_code`` of the units of ``level`` in the edition of ``survey_year`` (counties:
+    the reporting ones, as ``reporting_counties``).
+
+    Only the two columns are copied, not the edition: a forked check process that builds an edition
+    touches every string in it (reference counts), which copies the registry's pages it shares with its
+    parent. A landing of nine national years made each worker build eight editions (check processes
+    of 1.4 GB each; 0.8 GB with the two columns).
+    """
+    frame = _divisions()
+    year = edition_for_survey_year(survey_year)
+    keep = (frame["level"] == level) & (frame["first_year"] <= year) & (frame["last_year"] >= year)
+    if level == "county":
+        keep &= ~frame["is_placeholder"]
+    return frame.loc[keep, ["code", "county_code"]].reset_index(drop=True)
+
+
 def reporting_counties(survey_year: int) -> pd.DataFrame:
     """County-level units that report in ``survey_year``: development zones in, ``市辖区`` rows out."""
     frame = _edition(edition_for_survey_year(survey_year))
