@@ -121,17 +121,21 @@ def edition_codes(survey_year: int, level: str) -> pd.DataFrame:
     """
     frame = _divisions()
     year = edition_for_survey_year(survey_year)
-    keep = (frame["level"] == level) & (frame["first_year"] <= year) & (frame["last_year"] >= year)
-    if level == "county":
-        keep &= ~frame["is_placeholder"]
+    keep = _reporting_units(frame, level) & (frame["first_year"] <= year) & (frame["last_year"] >= year)
     return frame.loc[keep, ["code", "county_code"]].reset_index(drop=True)
+
+
+def _reporting_units(frame: pd.DataFrame, level: str) -> pd.Series:
+    """The rows of ``level`` that are units of the survey: at county level development zones in,
+    ``市辖区`` placeholders out."""
+    keep = frame["level"] == level
+    return keep & ~frame["is_placeholder"] if level == "county" else keep
 
 
 def reporting_counties(survey_year: int) -> pd.DataFrame:
     """County-level units that report in ``survey_year``: development zones in, ``市辖区`` rows out."""
     frame = _edition(edition_for_survey_year(survey_year))
-    counties = frame[(frame["level"] == "county") & ~frame["is_placeholder"]]
-    return counties.reset_index(drop=True)
+    return frame[_reporting_units(frame, "county")].reset_index(drop=True)
 
 
 @functools.cache
