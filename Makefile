@@ -12,7 +12,7 @@ PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: help install demo test lint stop clean airflow airflow-stop bench bench-quick soak soak-quick
+.PHONY: help install system-deps demo test lint stop clean airflow airflow-stop bench bench-quick soak soak-quick
 
 help:
 	@echo "make demo   install, start the warehouse and run the whole flow on sample returns"
@@ -21,8 +21,19 @@ help:
 	@echo "make soak   full fault-injection and long end-to-end tests"
 	@echo "make airflow       start the Airflow UI on the embedded warehouse (make airflow-stop stops it)"
 	@echo "make stop   stop Airflow and the embedded warehouse"
+	@echo "make system-deps  (as root) the Debian packages the browser and Celery tests drive"
 
 install: $(VENV)/.installed
+
+# Debian packages some tests drive: Chromium and its driver (browser tests of the UIs), Redis (the
+# Celery executor). Tests that need one skip with a line naming the package when it is missing.
+SYSTEM_PACKAGES := chromium chromium-driver redis-server
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required (python3.11, python3.12, ...)"; exit 1; }
