@@ -19,7 +19,12 @@ from hrss_warehouse.warehouse import LOADER, connect
     ("420102_2017_jcpt-2.CSV", ("420102", 2017, "JCPT-2", 1, "csv")),
     ("420102_2017.csv", None), ("420102_2017_JCPT-2.xlsx", None), ("42010_2017.xlsx", None),
     ("420102_2013.xlsx", None), ("420102_2099.xlsx", None), ("420102_2017_JCPT-9.csv", None),
-    ("420102_2017.xls", None), ("../420102_2017.xlsx", None), ("420102_2017_r0.xlsx", None),
+    ("../420102_2017.xlsx", None), ("420102_2017_r0.xlsx", None),
+    # Excel 97-2003 (S02 names .xls); a name ending in a newline, full-width digits: S02
+    ("420102_2017_r2.xls", ("420102", 2017, None, 2, "xls")),
+    ("420102_2017.XLS", ("420102", 2017, None, 1, "xls")),
+    ("420102_2017.xlsx\n", None), ("420102_2017_JCPT-1.csv\n", None), ("４２０１０２_2017.xlsx", None),
+    ("420102_２０１７.xlsx", None), ("420102_2017_r２.xlsx", None), ("420102_2017_JCPT-１.csv", None),
 ])
 def test_file_names(name, expected):
     parsed = register.parse_file_name(name)

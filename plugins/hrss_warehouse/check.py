@@ -336,10 +336,10 @@ def _c09(frame: pd.DataFrame, fv: FormVersion, totals: dict[int, tuple[int, dict
         return out
     cells = pd.DataFrame([totals[sid][1] for sid in present], index=present)
     units = frame[frame["submission_id"].isin(present)]
-    numeric = [c.name for c in fv.numeric_columns]
-    sums = units.groupby("submission_id")[numeric].sum().reindex(present).fillna(0)
+    summed = [c.name for c in fv.summed_columns]
+    sums = units.groupby("submission_id")[summed].sum().reindex(present).fillna(0)
     n_rows = units.groupby("submission_id").size().reindex(present).fillna(0)
-    for column in fv.numeric_columns:
+    for column in fv.summed_columns:  # only the columns coded 1, 2, …: 丙 is descriptive (README row 8)
         # a total is any non-negative number: flag and enum columns sum beyond their own domain
         values, bad = read_numeric(cells[column.name], replace(column, type="area"))
         values = values.fillna(0).where(bad.isna())  # a blank total is 0; an unreadable one never matches

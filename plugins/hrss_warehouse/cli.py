@@ -300,6 +300,29 @@ def _add_ingest(commands: argparse._SubParsersAction) -> None:
     ingest.set_defaults(handler=_ingest)
 
 
+def _check_file(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+    from pathlib import Path
+
+    from hrss_warehouse import conformance
+
+    logging.basicConfig(level=logging.WARNING, format="hrss: %(message)s")
+    verdicts = conformance.check_paths([Path(path) for path in args.files])
+    for verdict in verdicts:
+        print(verdict.render())
+    print(f"({conformance.HISTORY_NOTE}; nothing was loaded)")
+    if any(v.problem for v in verdicts):
+        return 2
+    return 1 if any(v.outcome == "quarantined" for v in verdicts) else 0
+
+
+def _add_check_file(commands: argparse._SubParsersAction) -> None:
+    cf = commands.add_parser("check-file", help="what the warehouse would do with return files "
+                             "(outcome, rule ids, feedback rows), loading nothing")
+    cf.add_argument("files", nargs="+", metavar="FILE")
+    cf.set_defaults(handler=_check_file)
+
+
 def _summary(args: argparse.Namespace, settings: Settings) -> int:
     from hrss_warehouse.summary import write_summary
 
@@ -315,7 +338,7 @@ def _add_summary(commands: argparse._SubParsersAction) -> None:
 
 
 COMMAND_GROUPS = (_add_warehouse, _add_reference, _add_airflow, _add_run, _add_generate, _add_dbt, _add_bench,
-                  _add_ingest, _add_summary)
+                  _add_ingest, _add_summary, _add_check_file)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -284,12 +284,14 @@ def _rows(
 
 
 def _totals(fv: FormVersion, table: Table, version: Version) -> list:
+    """The total row as README row 8 has it: 合计 in 乙, 甲 and 丙 blank, sums in the columns coded 1, 2, …"""
+    summed = set(fv.summed_columns)
     out: list = []
     for column in fv.columns:
-        if column.type == "code":
-            out.append(None)
-        elif column.type == "text":
+        if column.type == "text":
             out.append("合计")
+        elif column not in summed:
+            out.append(None)
         else:
             total = int(table[column.name].sum())
             out.append(_money_cells(np.array([total]), version)[0] if column.type == "money" else total)

@@ -330,12 +330,16 @@ def _submissions(settings: Settings, batches: list[list[dict]]) -> list[dict]:
 
 def run_nightly(settings: Settings, landing: Path) -> RunSummary:
     """Run jcpt_nightly once over ``landing`` through ``dag.test()``, in this process."""
-    from hrss_warehouse import airflow_env, warehouse
+    from hrss_warehouse import airflow_env, reference, warehouse
 
     landing = landing.expanduser().resolve()
     if not landing.is_dir():
         raise RunError(f"--landing {landing}: no such folder")
     warehouse.start(settings)
+    try:
+        reference.ensure_loaded(settings)
+    except reference.RegistryError as exc:
+        raise RunError(str(exc)) from None
     airflow_env.migrate(settings)
     airflow_env.apply(settings)
 

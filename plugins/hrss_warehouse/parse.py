@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hrss_warehouse.register import FileName
+from hrss_warehouse.register import WORKBOOK_KINDS, FileName, workbook_format
 from hrss_warehouse.spec import Column, FormVersion, load_spec
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -68,7 +68,7 @@ class ParsedForm:
     version: str
     sheet: str | None
     columns: dict[str, list]  # source_row and the form version's columns, cells as the reader gave them
-    total: dict[str, object] | None = None  # the total row's raw cells by column name (workbooks)
+    total: dict[str, object] | None = None  # the total row's cells of the summed columns (workbooks)
     total_row: int | None = None
     contacts: dict[str, str] = field(default_factory=dict)
 
@@ -196,7 +196,7 @@ def parse_file(path: Path, name: FileName | None, file_name: str) -> ParsedFile:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise _Refused(Finding("S06", params={"detail": f"{size} bytes > {MAX_FILE_BYTES} bytes"}))
-        if name.kind == "xlsx":
+        if name.kind in WORKBOOK_KINDS:
             _parse_workbook(path, name, parsed)
         else:
             _parse_csv(path, name, parsed)
@@ -292,12 +292,19 @@ def _zip_directory_check(path: Path) -> None:
 
 
 def _parse_workbook(path: Path, name: FileName, parsed: ParsedFile) -> None:
+    """An xlsx or xls workbook, told apart by content: county PCs save either under either name."""
     from python_calamine import CalamineError, CalamineWorkbook
 
-    _zip_directory_check(path)
+    kind = workbook_format(path)
+    if kind is None:
+        raise _Refused(Finding("S01", params={
+            "detail": "neither an xlsx nor an xls workbook / 既非xlsx也非xls工作簿"}))
+    if kind == "xlsx":
+        _zip_directory_check(path)
     spec = load_spec()
     try:
-        workbook = CalamineWorkbook.from_path(str(path))
+        with path.open("rb") as fh:
+            workbook = CalamineWorkbook.from_filelike(fh)
     except (CalamineError, OSError, ValueError) as exc:
         raise _Refused(Finding("S01", params={"detail": f"{type(exc).__name__}: {exc}"})) from None
     missing = [form for form in spec.forms if form not in workbook.sheet_names]
@@ -375,7 +382,7 @@ def _parse_sheet(rows: list[list], first_row: int, form: str, name: FileName,
         total = rows[total_index]
         result.total_row = excel_row + total_index
         result.total = {c.name: total[positions[c.name]] if positions[c.name] < len(total) else None
-                        for c in fv.numeric_columns}
+                        for c in fv.summed_columns}
     return result
 
 

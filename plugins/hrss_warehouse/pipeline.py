@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from hrss_warehouse import check, land, load, register, report
+from hrss_warehouse import check, land, load, reference, register, report
 from hrss_warehouse.config import Settings
 from hrss_warehouse.warehouse import LOADER, connect
 
@@ -57,6 +57,7 @@ def _state(settings: Settings, ids: list[int]) -> dict[int, dict]:
 def reprocess_year(settings: Settings, survey_year: int, counties: list[str] | None = None,
                    dry_run: bool = False) -> dict:
     """Re-check (and unless ``dry_run`` reload) a year's stored submissions; report what changed."""
+    reference.ensure_loaded(settings)
     load.ensure_schema(settings)
     with connect(settings, role=LOADER) as conn:
         rows = conn.execute(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -54,6 +55,7 @@ PLACEHOLDER_NAME = "市辖区"
 
 TABLE = "reference.division"
 COUNTS_TABLE = "reference.division_counts"
+VERSION_TABLE = "reference.registry_version"  # one row: the committed registry files' sha256 now loaded
 
 # package file, its code width and the parent columns the file carries (checked against the code prefix)
 _SOURCE_FILES: dict[str, tuple[str, int, dict[str, int]]] = {
@@ -411,7 +413,14 @@ CREATE TABLE IF NOT EXISTS {COUNTS_TABLE} (
 );
 COMMENT ON TABLE {COUNTS_TABLE} IS
     'Units per province, level and NBS edition counted from the source package files (check of {TABLE})';
-GRANT SELECT ON {TABLE}, {COUNTS_TABLE} TO hrss_transformer;
+CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
+    registry_sha256 text        NOT NULL,
+    loaded_at       timestamptz NOT NULL
+);
+COMMENT ON TABLE {VERSION_TABLE} IS
+    'The registry version in {TABLE}: sha256 over divisions.csv.gz and division_counts.csv as committed, '
+    'and when it was loaded (one row; a run reloads the registry when the committed files differ)';
+GRANT SELECT ON {TABLE}, {COUNTS_TABLE}, {VERSION_TABLE} TO hrss_transformer;
 """
 
 
@@ -440,34 +449,58 @@ def _copy(conn, table: str, columns: tuple[str, ...], path: Path) -> None:
             copy.write(chunk)
 
 
-def load_divisions(settings: Settings) -> int:
-    """Replace ``reference.division`` and ``reference.division_counts`` with the committed files.
+def registry_sha256() -> str:
+    """The version of the committed registry: sha256 over divisions.csv.gz, then division_counts.csv."""
+    digest = hashlib.sha256()
+    for path in (DIVISIONS_FILE, COUNTS_FILE):
+        _check_header(path, COLUMNS if path == DIVISIONS_FILE else COUNT_COLUMNS)
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
-    One transaction as the loader role (TRUNCATE + COPY): concurrent readers wait for the commit,
-    a failure leaves the old content, and a rerun gives the same tables. TRUNCATE rather than a
-    table swap keeps dbt views on the table valid. Returns the number of division rows.
+
+def load_divisions(settings: Settings, only_if_changed: bool = False) -> int | None:
+    """Replace ``reference.division`` and ``reference.division_counts`` with the committed files, and
+    record their version in ``reference.registry_version``.
+
+    One transaction as the loader role (TRUNCATE + COPY) under an advisory lock: concurrent readers
+    wait for the commit, a failure leaves the old content, and a rerun gives the same tables. TRUNCATE
+    rather than a table swap keeps dbt views on the table valid. Returns the number of division rows,
+    or None when ``only_if_changed`` and the committed version is the one already loaded.
     """
     import psycopg
 
     from hrss_warehouse import warehouse
 
-    _check_header(DIVISIONS_FILE, COLUMNS)
-    _check_header(COUNTS_FILE, COUNT_COLUMNS)
-    with warehouse.connect(settings, role=warehouse.LOADER) as conn:
-        try:
-            with conn.transaction():
-                conn.execute(DDL)
-                conn.execute(f"TRUNCATE {TABLE}, {COUNTS_TABLE}")
-                # Building the key once after the COPY is cheaper than maintaining it row by row.
-                conn.execute(f"ALTER TABLE {TABLE} DROP CONSTRAINT division_pkey")
-                _copy(conn, TABLE, COLUMNS, DIVISIONS_FILE)
-                conn.execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT division_pkey "
-                             "PRIMARY KEY (code, first_year)")
-                _copy(conn, COUNTS_TABLE, COUNT_COLUMNS, COUNTS_FILE)
-                rows = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
-                # Fresh planner statistics for dbt's joins on the new content.
-                conn.execute(f"ANALYZE {TABLE}, {COUNTS_TABLE}")
-        except psycopg.Error as exc:
-            raise RegistryError(f"loading {DIVISIONS_FILE.name} into {TABLE} failed: "
-                                f"{str(exc).strip()}") from exc
+    version = registry_sha256()
+    try:
+        with warehouse.connect(settings, role=warehouse.LOADER) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext('reference'))",
+                         (warehouse.LOCK_NAMESPACE,))
+            conn.execute(DDL)
+            loaded = conn.execute(f"SELECT registry_sha256 FROM {VERSION_TABLE}").fetchall()
+            if only_if_changed and loaded == [(version,)]:
+                return None
+            conn.execute(f"TRUNCATE {TABLE}, {COUNTS_TABLE}, {VERSION_TABLE}")
+            # Building the key once after the COPY is cheaper than maintaining it row by row.
+            conn.execute(f"ALTER TABLE {TABLE} DROP CONSTRAINT division_pkey")
+            _copy(conn, TABLE, COLUMNS, DIVISIONS_FILE)
+            conn.execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT division_pkey PRIMARY KEY (code, first_year)")
+            _copy(conn, COUNTS_TABLE, COUNT_COLUMNS, COUNTS_FILE)
+            conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES (%s, now())", (version,))
+            rows = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+            # Fresh planner statistics for dbt's joins on the new content.
+            conn.execute(f"ANALYZE {TABLE}, {COUNTS_TABLE}")
+    except psycopg.Error as exc:
+        raise RegistryError(f"loading {DIVISIONS_FILE.name} into {TABLE} failed: "
+                            f"{str(exc).strip().splitlines()[0]}") from exc
     return rows
+
+
+def ensure_loaded(settings: Settings) -> int | None:
+    """Load the committed registry on first use and whenever the committed files change (a run calls
+    this before it registers any file). Returns the rows loaded, or None when it was current."""
+    try:
+        return load_divisions(settings, only_if_changed=True)
+    except RegistryError as exc:
+        raise RegistryError(f"the division registry cannot be loaded, so no file was registered: {exc}; "
+                            "fix that, then rerun (or load it by hand: `hrss reference load`)") from exc

@@ -26,11 +26,14 @@ from hrss_warehouse.spec import load_spec
 UNNAMED_BATCH = "unnamed"  # files whose name gives no county: checked together, outside any province
 REGISTER_CHUNK = 200  # files recorded per transaction
 FIRST_SURVEY_YEAR = 2014
+# ASCII digits only (a full-width county code is no code), matched against the whole name with
+# fullmatch: `$` would also accept a name ending in a newline.
 _NAME = re.compile(
-    r"^(?P<county>\d{6})_(?P<year>\d{4})(?:_(?P<form>[A-Za-z]+-\d+))?(?:_r(?P<rev>\d{1,3}))?"
-    r"\.(?P<ext>xlsx|csv)$",
-    re.IGNORECASE,
+    r"(?P<county>[0-9]{6})_(?P<year>[0-9]{4})(?:_(?P<form>[A-Za-z]+-[0-9]+))?(?:_r(?P<rev>[0-9]{1,3}))?"
+    r"\.(?P<ext>xlsx|xls|csv)",
+    re.IGNORECASE | re.ASCII,
 )
+WORKBOOK_KINDS = frozenset({"xlsx", "xls"})
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,12 @@ class FileName:
     survey_year: int
     form: str | None  # CSV only
     revision: int
-    kind: str  # "xlsx" or "csv"
+    kind: str  # "xlsx", "xls" or "csv"
 
 
 def parse_file_name(name: str) -> FileName | None:
     """The parts of a return's file name, or None when it breaks S02."""
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     if not match:
         return None
     kind = match["ext"].lower()
@@ -89,12 +92,53 @@ def stored_file(settings: Settings, recorded: str) -> Path:
     return path
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # xlsx: a zip package
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # xls: a compound document (BIFF8)
+MAX_XLS_BYTES = 50 * 1024 * 1024  # S06's file limit: an xls is read whole to list its sheets
+
+
+def workbook_format(path: Path) -> str | None:
+    """"xlsx" or "xls" by the file's first bytes (S01 opens a workbook by content, not by its name)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(OLE2_MAGIC))
+    except OSError:
+        return None
+    if head.startswith(ZIP_MAGIC):
+        return "xlsx"
+    return "xls" if head == OLE2_MAGIC else None
+
+
 def workbook_forms(path: Path) -> list[str] | None:
     """The forms a workbook carries, or None when it is not a readable workbook with all three sheets.
 
-    Only the zip directory and the workbook part are read, never a sheet, so a zip bomb is harmless here.
+    Of an xlsx only the zip directory and the workbook part are read, never a sheet, so a zip bomb is
+    harmless here; an xls (at most 50 MB, no compression) has its sheet names read by calamine.
     """
     forms = list(load_spec().forms)
+    kind = workbook_format(path)
+    if kind == "xls":
+        sheets = _xls_sheet_names(path)
+    elif kind == "xlsx":
+        sheets = _xlsx_sheet_names(path)
+    else:
+        return None
+    return forms if sheets is not None and set(forms) <= sheets else None
+
+
+def _xls_sheet_names(path: Path) -> set[str] | None:
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    try:
+        if path.stat().st_size > MAX_XLS_BYTES:
+            return None
+        with path.open("rb") as fh:
+            return set(CalamineWorkbook.from_filelike(fh).sheet_names)
+    except (CalamineError, OSError, ValueError):
+        return None
+
+
+def _xlsx_sheet_names(path: Path) -> set[str] | None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -106,8 +150,7 @@ def workbook_forms(path: Path) -> list[str] | None:
             text = archive.read(info).decode("utf-8", errors="replace")
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         return None
-    sheets = set(re.findall(r'<(?:\w+:)?sheet\b[^>]*\bname="([^"]*)"', text))
-    return forms if set(forms) <= sheets else None
+    return set(re.findall(r'<(?:\w+:)?sheet\b[^>]*\bname="([^"]*)"', text))
 
 
 def forms_of(path: Path, name: FileName | None) -> list[str | None]:
@@ -174,9 +217,12 @@ def register_files(settings: Settings, paths: list[str]) -> list[dict]:
     moves). Submissions left ``pending`` by an earlier interrupted run are returned too, so a rerun
     finishes them.
     """
+    from hrss_warehouse import reference
     from hrss_warehouse.load import ensure_schema
     from hrss_warehouse.warehouse import LOADER, connect
 
+    # before any file: a warehouse without the committed registry cannot build its marts
+    reference.ensure_loaded(settings)
     ensure_schema(settings)
     files = [Path(p) for p in paths]
     # reading and hashing the files waits on the disk and on hashlib and zlib, which release the GIL

@@ -59,6 +59,11 @@ class FormVersion:
     def numeric_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.is_numeric)
 
+    @cached_property
+    def summed_columns(self) -> tuple[Column, ...]:
+        """The columns coded 1, 2, …: the total row (合计) sums these; 甲 乙 丙 are descriptive."""
+        return tuple(c for c in self.columns if c.code.isdigit())
+
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
 
