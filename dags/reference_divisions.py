@@ -10,8 +10,9 @@ DOC = """
 ### Division registry
 
 Loads the NBS statistical division registry (every edition the package ships) into
-`reference.division`, which the checks (R01) and `dim_region` read. Idempotent: run it after
-installing a new registry edition; the nightly load needs it once.
+`reference.division`, which the checks (R01) and `dim_region` read. Idempotent. The nightly
+load needs no run of it: it loads the committed registry itself on first use and whenever the
+committed file changes (`reference.registry_version` records which one is loaded).
 """
 
 

@@ -193,7 +193,9 @@ def total_row_ok(rows: list[list], form: str, version: str) -> bool:
     columns = {c.code: c for c in SPEC.form(form, version).columns}
     for i, code in enumerate(codes):
         column = columns[code]
-        if not column.is_numeric:
+        if not code.isdigit():  # README row 8: 甲 and 丙 blank, 合计 in 乙
+            if code != "乙" and i < len(rows[7]) and rows[7][i] not in ("", None):
+                return False
             continue
         total = sum(number(r[i]) or 0 for r in units)
         tolerance = 0.01 * len(units) if column.type in ("money", "area") else 1e-9

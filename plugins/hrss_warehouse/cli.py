@@ -306,7 +306,8 @@ def _check_file(args: argparse.Namespace, settings: Settings) -> int:
 
     from hrss_warehouse import conformance
 
-    logging.basicConfig(level=logging.WARNING, format="hrss: %(message)s")
+    # errors only: GX reports its temporary folders as warnings, which say nothing about the files
+    logging.basicConfig(level=logging.ERROR, format="hrss: %(message)s")
     verdicts = conformance.check_paths([Path(path) for path in args.files])
     for verdict in verdicts:
         print(verdict.render())

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ast
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +124,22 @@ def test_check_file_answers_a_good_file_a_bad_one_and_non_files(corpus: dict[str
     assert "C05 | hard | 第 9 行工作人员合计 21 与分项之和 20 不符" in answered[1].render()
     assert lines[2] == f"{tmp_path / 'missing.xlsx'}: not checked: no such file"
     assert lines[3] == f"{tmp_path}: not checked: a folder or special file, not a return file"
+
+
+def test_hrss_check_file_prints_one_line_per_file_and_no_traceback(corpus: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    good, bad = corpus["good_v2014"], corpus["hard_S02_newline"]
+    missing = tmp_path / "420102_2017.xlsx"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HRSS_")}
+    env["HRSS_HOME"] = str(tmp_path / "home")
+    result = subprocess.run([str(Path(sys.executable).with_name("hrss")), "check-file", str(good), str(bad),
+                             str(missing), str(tmp_path)], capture_output=True, text=True, env=env,
+                            timeout=600, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    files = [line for line in result.stdout.splitlines() if not line.startswith(("  ", "("))]
+    assert files == [f"{good}: accepted (no hard rule fired)",
+                     f"{str(bad)[:-1]}\\n: quarantined (S02)",  # the newline in the name shown escaped
+                     f"{missing}: not checked: no such file",
+                     f"{tmp_path}: not checked: a folder or special file, not a return file"]
+    assert "nothing was loaded" in result.stdout.splitlines()[-1]
+    assert not (tmp_path / "home" / "pgdata").exists()  # no warehouse was started
