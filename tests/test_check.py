@@ -13,7 +13,7 @@ from hrss_warehouse.spec import load_spec
 # failing fixture case -> the rule it must fire (every rule id of rules.yaml but H01/H02 has one)
 FAILING = {rule: rule for rule in make_fixtures.FAILING} | {
     case: rule for case, (rule, _) in {**make_fixtures.EXTRA_FAILING, **make_fixtures.V2014_FAILING}.items()
-    if rule} | {"S04_csv": "S04", "S07": "S07"}
+    if rule} | {"S04_csv": "S04", "S07": "S07", "S09_csv": "S09"}
 PASSING = [*make_fixtures.PASSING, "good_v2014", "csv_utf8", "csv_utf8_bom", "csv_gb18030", "csv_v2014"]
 
 

@@ -341,7 +341,7 @@ def _c09(frame: pd.DataFrame, fv: FormVersion, totals: dict[int, tuple[int, dict
     n_rows = units.groupby("submission_id").size().reindex(present).fillna(0)
     for column in fv.summed_columns:  # only the columns coded 1, 2, …: 丙 is descriptive (README row 8)
         # a total is any non-negative number: flag and enum columns sum beyond their own domain
-        values, bad = read_numeric(cells[column.name], replace(column, type="area"))
+        values, bad = read_numeric(cells[column.name], replace(column, type="area"), divisor=None)
         values = values.fillna(0).where(bad.isna())  # a blank total is 0; an unreadable one never matches
         tolerance = (0.01 * n_rows + 1e-9) if column.type in ("area", "money") else 1e-9
         wrong = ~((values - sums[column.name]).abs() <= tolerance)
@@ -546,7 +546,7 @@ def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict) -> Evaluation
     hard_in_file: dict[str, bool] = {}
     for sid, found_rules in findings.items():
         hard_in_file[meta[sid].sha256] = hard_in_file.get(meta[sid].sha256, False) or any(
-            spec.rules[f.rule_id].is_hard for f in found_rules)
+            spec.rule(f.rule_id).is_hard for f in found_rules)
     for sid in meta:
         # a sheet left unread because another part of the file already failed needs no rule of its own
         if sid not in parsed_forms and not hard_in_file[meta[sid].sha256]:
@@ -556,10 +556,10 @@ def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict) -> Evaluation
     hard_by_file: dict[str, set[str]] = {}
     for sid, found_rules in findings.items():
         hard_by_file.setdefault(meta[sid].sha256, set()).update(
-            f.rule_id for f in found_rules if spec.rules[f.rule_id].is_hard)
+            f.rule_id for f in found_rules if spec.rule(f.rule_id).is_hard)
     failed = {sid: sorted(hard_by_file[meta[sid].sha256]) for sid in meta}
-    soft = {sid: sorted({f.rule_id for f in findings[sid] if not spec.rules[f.rule_id].is_hard
-                         and spec.rules[f.rule_id].scope == "submission"}) for sid in meta}
+    soft = {sid: sorted({f.rule_id for f in findings[sid] if not spec.rule(f.rule_id).is_hard
+                         and spec.rule(f.rule_id).scope == "submission"}) for sid in meta}
     return Evaluation(findings, frames, {sid: (pf.form, pf.version) for sid, pf in parsed_forms.items()},
                       {sid: pf.contacts for sid, pf in parsed_forms.items() if pf.contacts},
                       row_flags, failed, soft)

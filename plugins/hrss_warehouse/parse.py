@@ -11,10 +11,13 @@ the reader sees the file's layout; everything about values is left to ``check``.
 
 from __future__ import annotations
 
+import bisect
 import csv
+import html
 import io
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +30,11 @@ from hrss_warehouse.spec import Column, FormVersion, load_spec
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PARTS_BYTES = 200 * 1024 * 1024
 MAX_UNIT_ROWS = 20_000
-# The header block and the footer around the unit rows: a sheet taller than this cannot be legal.
+# The header block and the footer around the unit rows: a CSV with more lines than this cannot be legal.
 MAX_SHEET_ROWS = MAX_UNIT_ROWS + 40
+# A sheet's height says nothing (one stray note in its last row makes it 1,048,576 rows tall): its
+# non-blank rows are counted, and beyond this many of them it cannot hold a legal form (S06).
+MAX_FILLED_ROWS = 2 * MAX_UNIT_ROWS
 HEADER_SCAN_ROWS = 20
 TOTAL_LABEL = "合计"
 FOOTER_KEYS = {"单位负责人": "unit_head", "统计负责人": "statistics_head", "填表人": "preparer",
@@ -36,6 +42,16 @@ FOOTER_KEYS = {"单位负责人": "unit_head", "统计负责人": "statistics_he
 _FOOTER_RE = re.compile(r"(" + "|".join(FOOTER_KEYS) + r")\s*[:：]\s*(.*?)\s*(?=(?:"
                         + "|".join(FOOTER_KEYS) + r")\s*[:：]|$)")
 _FOOTER_START = re.compile(r"(单位负责人|统计负责人|填表人|联系电话)\s*[:：]")
+# What a county writes in column 甲 of a unit row, even a wrong one (C01 answers those): digits and
+# letters. A row after the last unit row whose 甲 holds anything else (Chinese text, a colon) is footer.
+_CODE_LIKE = re.compile(r"[0-9A-Za-z\s\-.]+")
+# A formula cell saved without its computed value (written by a program that does not calculate): its
+# formula text stands in for the value, so C03 answers it instead of a silent NULL.
+NO_CACHED_VALUE = "（公式无计算结果/formula without a computed value）"
+_FORMULA_CELL = re.compile(rb'<c\b([^>]*?)(?<!/)>(.*?)</c>', re.DOTALL)
+_CELL_REF = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
+_FORMULA = re.compile(rb"<f\b[^>]*?(?:/>|>(.*?)</f>)", re.DOTALL)
+_CACHED = re.compile(rb"<v>[^<]")
 _FULLWIDTH = str.maketrans({**{chr(0xFF10 + i): str(i) for i in range(10)},
                             "，": ",", "．": ".", "　": " ", "－": "-", "＋": "+"})
 _FLAG_WORDS = {"是": "1", "否": "0"}
@@ -120,8 +136,13 @@ def _blank(cells: pd.Series) -> pd.Series:
     return cells.isna() | as_text.eq("") | as_text.eq("nan")
 
 
-def read_numeric(cells: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
-    """The column's values (float, NaN where blank or unreadable) and the unreadable cells' text."""
+def read_numeric(cells: pd.Series, column: Column, divisor: int | None = 1) -> tuple[pd.Series, pd.Series]:
+    """The column's values (float, NaN where blank or unreadable) and the unreadable cells' text.
+
+    ``divisor`` is what the loader divides the column by before writing it (money in 元 to 万元): a
+    value is legal only when the stored value fits the column's PostgreSQL type (Column.upper_bound).
+    None: the values are never stored (a total row), so no column bounds them.
+    """
     cells = cells.astype(object)
     values = pd.to_numeric(cells, errors="coerce").astype(float)
     # only cells that are not already numbers need a closer look (most are numbers)
@@ -150,6 +171,9 @@ def read_numeric(cells: pd.Series, column: Column) -> tuple[pd.Series, pd.Series
         bad |= values.notna() & ~values.isin(list(column.values))
     else:
         bad |= values.lt(0)
+    # the column type's range, after the loader's scaling and rounding (spec.PG_TYPES, one source)
+    if divisor is not None:
+        bad |= (values / divisor).round(column.scale).abs().ge(column.upper_bound)
     values = values.where(~bad)
     bad_text = pd.Series(None, index=cells.index, dtype=object)
     if bad.any():
@@ -165,10 +189,11 @@ def normalise(grid: pd.DataFrame, fv: FormVersion, keep: tuple[str, ...] = ()) -
     """
     out = {name: grid[name] for name in keep}
     out["source_row"] = grid["source_row"].astype("int64")
+    money_divisor = load_spec().versions[fv.version].money_divisor
     for column in fv.columns:
         cells = grid[column.name]
         if column.is_numeric:
-            values, bad = read_numeric(cells, column)
+            values, bad = read_numeric(cells, column, money_divisor if column.type == "money" else 1)
             out[column.name] = values
             out[f"{column.name}__bad"] = bad
         else:
@@ -202,6 +227,12 @@ def parse_file(path: Path, name: FileName | None, file_name: str) -> ParsedFile:
             _parse_csv(path, name, parsed)
     except _Refused as refused:
         parsed.findings.append(refused.finding)
+        return parsed
+    spec = load_spec()
+    for form, pf in parsed.forms.items():
+        # S09: every county has townships and villages; an empty JCPT-2/JCPT-3 is an export error
+        if pf.rows == 0 and spec.level_of(form) != "county":  # JCPT-1's row count is C04's
+            parsed.findings.append(Finding("S09", form=form, sheet=pf.sheet, params={"form": form}))
     return parsed
 
 
@@ -269,7 +300,9 @@ def _parse_csv(path: Path, name: FileName, parsed: ParsedFile) -> None:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise _Refused(Finding("S01", params={"detail": f"CSV: {detail}"})) from None
     body = grid.iloc[1:]
-    # unit rows: those with a code in 甲
+    # unit rows: those with a code in 甲, up to the footer a county may have appended
+    codes = body[positions["region_code"]].fillna("").map(_text).tolist()
+    body = body.iloc[: _footer_start(codes)]
     body = body[body[positions["region_code"]].fillna("").str.strip() != ""]
     if len(body) > MAX_UNIT_ROWS:
         raise _Refused(Finding("S06", form=name.form, params={
@@ -310,27 +343,106 @@ def _parse_workbook(path: Path, name: FileName, parsed: ParsedFile) -> None:
     missing = [form for form in spec.forms if form not in workbook.sheet_names]
     if missing:
         raise _Refused(Finding("S03", params={"missing": "、".join(missing)}))
+    try:
+        formulas = _uncached_formulas(path)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise _Refused(Finding("S01", params={
+            "detail": f"damaged workbook / 工作簿已损坏 ({type(exc).__name__}: {exc})"})) from None
     for form in spec.forms:
         try:
             sheet = workbook.get_sheet_by_name(form)
+            numbers, rows = _filled_rows(sheet, form)
         except (CalamineError, OSError, ValueError) as exc:
             raise _Refused(Finding("S01", sheet=form, params={"detail": f"{form}: {exc}"})) from None
-        if sheet.height > MAX_SHEET_ROWS:
+        _put_formulas(numbers, rows, formulas.get(form, {}))
+        parsed.forms[form] = _parse_sheet(rows, numbers, form, name, parsed.findings)
+
+
+def _filled_rows(sheet, form: str) -> tuple[list[int], list[list]]:
+    """The sheet's non-blank rows, each from column A, and their Excel row numbers."""
+    start_column = sheet.start[1] if sheet.start else 0
+    numbers: list[int] = []
+    rows: list[list] = []
+    # iter_rows starts at row 1 and at the sheet's first used column
+    for number, row in enumerate(sheet.iter_rows(), start=1):
+        if not any(cell != "" and cell is not None for cell in row):
+            continue
+        if len(rows) >= MAX_FILLED_ROWS:
             raise _Refused(Finding("S06", form=form, sheet=form, params={
-                "detail": f"{form}: {sheet.height} rows > {MAX_UNIT_ROWS} unit rows"}))
-        try:
-            rows = sheet.to_python(skip_empty_area=False)
-        except (CalamineError, ValueError) as exc:
-            raise _Refused(Finding("S01", sheet=form, params={"detail": f"{form}: {exc}"})) from None
-        first_row = sheet.start[0] if sheet.start else 0
-        parsed.forms[form] = _parse_sheet(rows, first_row, form, name, parsed.findings)
+                "detail": f"{form}: more than {MAX_FILLED_ROWS} filled rows, > {MAX_UNIT_ROWS} unit rows"}))
+        numbers.append(number)
+        rows.append([""] * start_column + row if start_column else row)
+    return numbers, rows
+
+
+def _column_index(letters: bytes) -> int:
+    index = 0
+    for letter in letters:
+        index = index * 26 + letter - 64
+    return index - 1
+
+
+def _uncached_formulas(path: Path) -> dict[str, dict[tuple[int, int], str]]:
+    """Formula cells saved without a computed value, per sheet name: {(Excel row, column index): formula}.
+
+    The reader returns such a cell as blank, so they are found in the sheet XML itself (a quick
+    substring test first: most workbooks hold no formula at all).
+    """
+    found: dict[str, dict[tuple[int, int], str]] = {}
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        workbook = archive.read("xl/workbook.xml") if "xl/workbook.xml" in names else b""
+        rels = (archive.read("xl/_rels/workbook.xml.rels") if "xl/_rels/workbook.xml.rels" in names else b"")
+        targets = {m[1]: m[2] for m in re.finditer(rb'<Relationship\b(?=[^>]*\bId="([^"]+)")'
+                                                   rb'(?=[^>]*\bTarget="([^"]+)")', rels)}
+        for sheet in re.finditer(rb'<sheet\b(?=[^>]*\bname="([^"]*)")(?=[^>]*\br:id="([^"]+)")', workbook):
+            target = targets.get(sheet[2], b"").decode("utf-8", "replace").lstrip("/")
+            part = target if target.startswith("xl/") else f"xl/{target}"
+            if part not in names:
+                continue
+            xml = archive.read(part)
+            if b"<f" not in xml:
+                continue
+            cells = {}
+            for cell in _FORMULA_CELL.finditer(xml):
+                formula = _FORMULA.search(cell[2])
+                ref = _CELL_REF.search(cell[1])
+                if formula and ref and not _CACHED.search(cell[2]):
+                    text = html.unescape((formula[1] or b"").decode("utf-8", "replace"))
+                    cells[int(ref[2]), _column_index(ref[1])] = text
+            if cells:
+                found[html.unescape(sheet[1].decode("utf-8", "replace"))] = cells
+    return found
+
+
+def _put_formulas(numbers: list[int], rows: list[list], formulas: dict[tuple[int, int], str]) -> None:
+    """Put each uncached formula's text where the reader left its cell blank."""
+    for (number, column), formula in sorted(formulas.items()):
+        index = bisect.bisect_left(numbers, number)
+        if index == len(numbers) or numbers[index] != number:
+            numbers.insert(index, number)
+            rows.insert(index, [])
+        row = rows[index]
+        if len(row) <= column:
+            row.extend([""] * (column + 1 - len(row)))
+        if row[column] in ("", None):
+            row[column] = f"={formula}{NO_CACHED_VALUE}"
 
 
 def _row_text(row: list) -> str:
     return " ".join(t for t in (_text(c) for c in row) if t)
 
 
-def _parse_sheet(rows: list[list], first_row: int, form: str, name: FileName,
+def _footer_start(codes: list[str]) -> int:
+    """Where the footer begins among body rows, by their column-甲 texts: after the last unit code,
+    at the first row whose 甲 is text no unit code looks like, whatever its labels say. Its values
+    (names, phone numbers) are never read as unit rows, so they never reach a finding or a report."""
+    last_code = max((i for i, code in enumerate(codes) if code.isdigit()), default=-1)
+    return next((i for i in range(last_code + 1, len(codes))
+                 if codes[i] and not _CODE_LIKE.fullmatch(codes[i])), len(codes))
+
+
+def _parse_sheet(rows: list[list], numbers: list[int], form: str, name: FileName,
                  findings: list[Finding]) -> ParsedForm:
     spec = load_spec()
     version = spec.version_for_year(name.survey_year)
@@ -340,18 +452,17 @@ def _parse_sheet(rows: list[list], first_row: int, form: str, name: FileName,
         raise _Refused(Finding("S04", form=form, sheet=form, params={
             "form": form, "version": version.name, "detail": "no indicator-code row / 无指标代码行"}))
     header = [_row_text(row) for row in rows[:code_index]]
-    _check_header(header, form, name, version.name, findings)
+    _check_header(header, numbers[:code_index], form, name, version.name, findings)
     fv, positions = _check_codes([_text(c) for c in rows[code_index]], form, name, form)
 
     # The rows are already Python lists: classify them in plain Python and build one frame of the
     # unit rows' cells at the end (a pandas frame per sheet costs more than the sheet's cells do).
     first_body = code_index + 1
-    excel_row = first_row + 1  # Excel row number of rows[i] is excel_row + i
     code_pos, label_pos = positions["region_code"], positions["unit_name"]
     codes = [_text(row[code_pos]) if code_pos < len(row) else "" for row in rows[first_body:]]
-    footer_start = len(rows)
+    footer_start = first_body + _footer_start(codes)
     total_index = None
-    for offset, code in enumerate(codes):
+    for offset, code in enumerate(codes[: footer_start - first_body]):
         if code.isdigit():
             continue  # a unit row: only rows whose 甲 is not a code can be total, footer or note
         i = first_body + offset
@@ -377,16 +488,16 @@ def _parse_sheet(rows: list[list], first_row: int, form: str, name: FileName,
         # at the shortest row loses no column the form needs
         by_position = list(zip(*unit_rows, strict=False))
         result.columns = {n: list(by_position[positions[n]]) for n in fv.names}
-        result.columns["source_row"] = [excel_row + i for i in units]
+        result.columns["source_row"] = [numbers[i] for i in units]
     if fv.has_total_row and total_index is not None:
         total = rows[total_index]
-        result.total_row = excel_row + total_index
+        result.total_row = numbers[total_index]
         result.total = {c.name: total[positions[c.name]] if positions[c.name] < len(total) else None
                         for c in fv.summed_columns}
     return result
 
 
-def _check_header(header: list[str], form: str, name: FileName, version: str,
+def _check_header(header: list[str], numbers: list[int], form: str, name: FileName, version: str,
                   findings: list[Finding]) -> None:
     spec = load_spec()
     unit_line = next((line for line in header if "计量单位" in line), "")
@@ -400,7 +511,7 @@ def _check_header(header: list[str], form: str, name: FileName, version: str,
     county = re.search(r"区划代码\s*[:：]?\s*(\d{6})", period_line)
     year = re.search(r"报告期\s*[:：]?\s*(\d{4})", period_line)
     if not county or not year or county[1] != name.county_code or int(year[1]) != name.survey_year:
-        findings.append(Finding("S05", form=form, sheet=form, row=header.index(period_line) + 1
+        findings.append(Finding("S05", form=form, sheet=form, row=numbers[header.index(period_line)]
                                 if period_line in header else None, value=period_line, params={
                                     "header": period_line or "—", "file_name": name_text(name)}))
     money = spec.versions[version].money_unit

@@ -68,13 +68,15 @@ def reprocess_year(settings: Settings, survey_year: int, counties: list[str] | N
     changes = []
     rows_loaded = 0
     for result in checked_batches(settings, register.pack_batches(rows, settings.batch_submissions)):
-        for entry in result["submissions"]:
-            after = {k: entry[k] for k in ("outcome", "failed_rules", "soft_flags", "form_version")}
-            if after != before[entry["submission_id"]]:
-                changes.append({"submission_id": entry["submission_id"],
-                                "before": before[entry["submission_id"]], "after": after})
-        if not dry_run:
+        ids = [entry["submission_id"] for entry in result["submissions"]]
+        if dry_run:
+            after = {e["submission_id"]: {k: e[k] for k in ("outcome", "failed_rules", "soft_flags",
+                                                            "form_version")} for e in result["submissions"]}
+        else:  # as loaded: a submission the warehouse could not load is W01 whatever the checks said
             rows_loaded += load.load_batch(settings, result)["rows"]
+            after = _state(settings, ids)
+        changes += [{"submission_id": sid, "before": before[sid], "after": after[sid]}
+                    for sid in ids if after[sid] != before[sid]]
     if not dry_run and changes:
         report.write_reports(settings, [c["submission_id"] for c in changes])
     return {"survey_year": survey_year, "submissions": len(rows), "changed": changes,

@@ -12,14 +12,19 @@ import csv
 import hashlib
 import html
 import json
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from hrss_warehouse.config import Settings
-from hrss_warehouse.spec import load_spec
+from hrss_warehouse.spec import WAREHOUSE_FAILURE, Rule, load_spec
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 HEADER = ["rule_id", "severity", "message_zh", "message_en", "sheet", "row", "column", "value"]
+# What a report echoes of a file is capped: a 45 MB one-line CSV must not make 94 MB reports.
+MAX_VALUE_CHARS = 200
+MAX_FINDINGS_PER_RULE = 100
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
 def safe_cell(value: object) -> str:
@@ -28,10 +33,35 @@ def safe_cell(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
-def fill(template: str, params: dict) -> str:
-    """A rule message with its {placeholders} filled; a missing one shows as '—' rather than failing."""
-    values = defaultdict(lambda: "—", {k: ("—" if v is None else v) for k, v in params.items()})
-    return template.format_map(values)
+def clip(value: object) -> str:
+    """A value as the report echoes it: at most MAX_VALUE_CHARS characters, and says when it is cut."""
+    text = "" if value is None else str(value)
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    return f"{text[:MAX_VALUE_CHARS]}…（共 {len(text):,} 字符/characters）"
+
+
+def placeholders(rule: Rule) -> set[str]:
+    """The rule's placeholders: the {names} both its messages use. Other braces are the message's own
+    text (S02's English shows the pattern `{county_code}_{year}…` that the Chinese spells out)."""
+    return set(_PLACEHOLDER.findall(rule.message_zh)) & set(_PLACEHOLDER.findall(rule.message_en))
+
+
+def fill(template: str, params: dict, names: set[str] | None = None) -> str:
+    """A rule message with its placeholders (``names``; every {name} when None) filled in one pass, so
+    a value is never read as a template; a missing one shows as '—' rather than failing."""
+    def value(match: re.Match) -> str:
+        if names is not None and match[1] not in names:
+            return match[0]
+        found = params.get(match[1])
+        return "—" if found is None else clip(found)
+    return _PLACEHOLDER.sub(value, template)
+
+
+def message(rule: Rule, params: dict) -> tuple[str, str]:
+    """The rule's message in Chinese and English with its placeholders filled."""
+    names = placeholders(rule)
+    return fill(rule.message_zh, params, names), fill(rule.message_en, params, names)
 
 
 def feedback_dir(settings: Settings) -> Path:
@@ -61,13 +91,22 @@ def write_reports(settings: Settings, submission_ids: list[int]) -> dict:
             "FROM raw.submission_finding WHERE submission_id = ANY(%s) ORDER BY submission_id, seq",
             ([int(s) for s in submission_ids],)).fetchall()
     by_sub: dict[int, list[list[str]]] = defaultdict(list)
+    per_rule: Counter[tuple[int, str]] = Counter()
     for sid, rule_id, sheet, row, column, value, params in found:
-        rule = spec.rules[rule_id]
+        per_rule[sid, rule_id] += 1
+        if per_rule[sid, rule_id] > MAX_FINDINGS_PER_RULE:
+            continue
+        rule = spec.rule(rule_id)
         params = params if isinstance(params, dict) else json.loads(params)
-        by_sub[sid].append([rule_id, rule.severity, fill(rule.message_zh, params),
-                            fill(rule.message_en, params),
-                            sheet or "", "" if row is None else str(row), column or "",
-                            "" if value is None else value])
+        by_sub[sid].append([rule_id, rule.severity, *message(rule, params),
+                            sheet or "", "" if row is None else str(row), column or "", clip(value)])
+    for (sid, rule_id), count in sorted(per_rule.items()):
+        if count > MAX_FINDINGS_PER_RULE:
+            rest = count - MAX_FINDINGS_PER_RULE
+            by_sub[sid].append([rule_id, spec.rule(rule_id).severity,
+                                f"另有 {rest:,} 条 {rule_id} 未列出",
+                                f"{rest:,} more {rule_id} findings not shown",
+                                "", "", "", ""])
     for sid, file_name, county, year, form, outcome, failed, soft, received in subs:
         stem = _report_stem(sid, county, year, form)
         rows = by_sub.get(sid, [])
@@ -88,6 +127,9 @@ def _html(sid, file_name, county, year, form, outcome, failed, soft, received, r
     e = html.escape
     verdict = {"accepted": "已接收 / accepted", "quarantined": "已退回 / returned (quarantined)",
                "pending": "待处理 / pending"}.get(outcome, outcome)
+    if WAREHOUSE_FAILURE.id in failed:  # the warehouse failed, not the county: nothing to correct
+        verdict = ("仓库处理失败，不是贵县文件的问题，无需重报 / the warehouse failed, not the county's "
+                   "file: nothing to send again")
     cells = "\n".join("<tr>" + "".join(f"<td>{e(safe_cell(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"""<!doctype html>
 <html lang="zh"><head><meta charset="utf-8"><title>审核反馈 {e(str(sid))}</title>

@@ -6,6 +6,7 @@ no column list or rule text is written anywhere else in the code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -15,8 +16,11 @@ import yaml
 from hrss_warehouse.config import spec_dir
 
 NUMERIC_TYPES = frozenset({"enum", "flag", "count", "area", "money"})
+# The raw tables' column types (raw_table_ddl), which are also where C03's upper bounds come from
+# (Column.upper_bound): what passes C03 always fits the column the loader writes it into.
 PG_TYPES = {"code": "text", "text": "text", "enum": "integer", "flag": "smallint", "count": "bigint",
             "area": "numeric(14,2)", "money": "numeric(16,4)"}
+_INTEGER_LIMITS = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,20 @@ class Column:
     @property
     def pg_type(self) -> str:
         return PG_TYPES[self.type]
+
+    @property
+    def scale(self) -> int:
+        """Decimal places the column keeps (the loader rounds to them)."""
+        numeric = re.fullmatch(r"numeric\((\d+),(\d+)\)", self.pg_type)
+        return int(numeric[2]) if numeric else 0
+
+    @property
+    def upper_bound(self) -> float:
+        """The smallest value (after rounding to ``scale``) its PostgreSQL column cannot hold."""
+        numeric = re.fullmatch(r"numeric\((\d+),(\d+)\)", self.pg_type)
+        if numeric:
+            return 10.0 ** (int(numeric[1]) - int(numeric[2]))
+        return float(_INTEGER_LIMITS[self.pg_type])
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,17 @@ class Rule:
         return self.severity == "hard"
 
 
+# Rules of the warehouse itself, not of the survey contract (survey_spec/ is the office's read-only copy):
+# the county did nothing wrong when one fires, and the report says so (README, "Edit checks").
+WAREHOUSE_FAILURE = Rule(
+    id="W01", stage="load", severity="hard", scope="submission",
+    check="the checked rows of the file load into the warehouse (an internal failure, never the county's)",
+    message_zh="仓库载入本文件时发生内部错误，不是贵县文件的问题，无需修改重报；修复后将重新处理：{detail}",
+    message_en="The warehouse failed to load this file: an internal error, not a fault of the county's "
+               "file; nothing needs to be sent again, the file is processed again once it is fixed: {detail}")
+WAREHOUSE_RULES = {WAREHOUSE_FAILURE.id: WAREHOUSE_FAILURE}
+
+
 @dataclass(frozen=True)
 class Spec:
     survey: str
@@ -116,6 +145,10 @@ class Spec:
     @property
     def form_codes(self) -> tuple[str, ...]:
         return tuple(self.forms)
+
+    def rule(self, rule_id: str) -> Rule:
+        """A rule of rules.yaml or of the warehouse itself (WAREHOUSE_RULES)."""
+        return self.rules.get(rule_id) or WAREHOUSE_RULES[rule_id]
 
     def version_for_year(self, year: int) -> Version:
         for version in self.versions.values():

@@ -23,16 +23,8 @@ from hrss_warehouse.register import parse_file_name
 from hrss_warehouse.spec import load_spec
 
 CASES = write_golden.load_cases()
-# S09 (an empty JCPT-2/JCPT-3) is implemented on branch issue-17c; drop this mark when it is merged.
-S09_PENDING = pytest.mark.xfail(strict=True, reason="S09 lands with issue 17")
-
-
-def _marks(case: dict) -> list:
-    return [S09_PENDING] if "S09" in case["expect"]["hard"] else []
-
-
 def _params(cases: list[dict]) -> list:
-    return [pytest.param(case, id=case["id"], marks=_marks(case)) for case in cases]
+    return [pytest.param(case, id=case["id"]) for case in cases]
 
 
 @pytest.fixture(scope="module")

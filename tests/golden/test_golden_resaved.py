@@ -20,7 +20,6 @@ from hrss_warehouse.spec import load_spec
 CASES = {case["id"]: case for case in resavable_cases()}
 FORMATS = ("xlsx", "xls")
 GENERATED = sorted(p.name for p in (OUT / "generated").iterdir())
-S09_PENDING = pytest.mark.xfail(strict=True, reason="S09 lands with issue 17")
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +78,8 @@ def verdicts(originals: dict[str, Path]) -> dict[tuple[str, str], conformance.Fi
 def _outcome_params() -> list:
     params = []
     for key in KEYS:
-        case = CASES.get(key.removeprefix("golden/"))
-        pending = case is not None and "S09" in case["expect"]["hard"]
         for fmt in FORMATS:
-            params.append(pytest.param(key, fmt, id=f"{key}-{fmt}", marks=[S09_PENDING] if pending else []))
+            params.append(pytest.param(key, fmt, id=f"{key}-{fmt}"))
     return params
 
 

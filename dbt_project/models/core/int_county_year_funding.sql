@@ -3,7 +3,7 @@
         incremental_strategy='delete+insert',
         unique_key=['county_code', 'survey_year', 'form'],
         on_schema_change='sync_all_columns',
-        pre_hook='{{ delete_forms_not_in_force() }}',
+        pre_hook='{{ delete_rows_not_in_force() }}',
         indexes=[{'columns': ['county_code', 'survey_year', 'form', 'submission_id']}],
     )
 }}
