@@ -46,18 +46,21 @@ def test_scan_registers_sub_folders_and_leaves_every_other_entry_with_its_reason
 
 def test_a_file_younger_than_the_minimum_age_is_left_for_the_next_run(tmp_path, monkeypatch):
     fresh, settled = tmp_path / "420102_2017.xlsx", tmp_path / "420103_2017.xlsx"
-    fresh.write_bytes(b"x")
     settled.write_bytes(b"x")
-    an_hour_ago = time.time() - 3600
-    os.utime(settled, (an_hour_ago, an_hour_ago))
+    time.sleep(1.5)
+    fresh.write_bytes(b"x")
+    # a copy tool that preserves the sender's (old or future) modification time makes it no older
+    for stamp in (time.time() - 3600, time.time() + 3600):
+        os.utime(fresh, (stamp, stamp))
+        scan = land.scan(Settings.from_env(), tmp_path, min_age_s=1)
+        assert scan.files == [str(settled)]
+        assert [(s.path, s.reason.split(":")[0]) for s in scan.skipped] == [(str(fresh), land.TOO_NEW)]
     monkeypatch.delenv("HRSS_LANDING_MIN_AGE_S", raising=False)
     settings = Settings.from_env()
     # the scheduled DAG's default is 60 s; a folder handed over by hand is finished (0)
     assert land.default_min_age_s(settings, scheduled=True) == 60
     assert land.default_min_age_s(settings, scheduled=False) == 0
-    scan = land.scan(settings, tmp_path)
-    assert scan.files == [str(settled)]
-    assert [(s.path, s.reason.split(":")[0]) for s in scan.skipped] == [(str(fresh), land.TOO_NEW)]
+    assert land.scan(settings, tmp_path).files == []
     assert land.scan(settings, tmp_path, min_age_s=0).files == [str(fresh), str(settled)]
     monkeypatch.setenv("HRSS_LANDING_MIN_AGE_S", "7200")
     settings = Settings.from_env()

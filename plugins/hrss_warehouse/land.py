@@ -4,8 +4,9 @@ Regular files are registered wherever they sit in the folder tree (many SFTP dro
 its own sub-folder). Left in place, each with a log line and a reason the run summary counts: symbolic
 links (never followed, so a link pointing outside the landing folder is never read), the lock files of
 an open workbook (Excel's ``~$…``, LibreOffice's ``.~lock.…#``), uploads in progress (``*.part``,
-``*.partial``, ``*.tmp``), files modified less than the minimum age ago (an upload may still be
-writing), and anything that is not a regular file. Every other name, however odd, is registered (a bad
+``*.partial``, ``*.tmp``), files written less than the minimum age ago (an upload may still be
+writing; judged by the inode's change time, which a sender's copy tool cannot preserve), and anything
+that is not a regular file. Every other name, however odd, is registered (a bad
 one is answered by rule S02).
 
 ``scan`` only looks: it records nothing, so ``hrss status`` can call it as often as it likes. The
@@ -101,9 +102,11 @@ def _reason(entry: os.DirEntry, now: float, age: float) -> str | None:
         return LOCK_FILE
     if name.lower().endswith(IN_PROGRESS):
         return IN_PROGRESS_UPLOAD
-    modified = entry.stat(follow_symlinks=False).st_mtime
-    if modified > now - age:
-        return f"{TOO_NEW}: modified {max(now - modified, 0):.0f} s ago, the minimum age is {age:g} s"
+    # the inode's change time, set by this machine's clock on every write, rename or utime: a sender's
+    # preserved (or future) modification time says nothing about whether the upload is finished
+    changed = entry.stat(follow_symlinks=False).st_ctime
+    if now - changed < age:
+        return f"{TOO_NEW}: written {max(now - changed, 0):.0f} s ago, the minimum age is {age:g} s"
     if not os.access(entry.path, os.R_OK):
         return UNREADABLE
     return None

@@ -298,8 +298,9 @@ def _copy_in(incoming: Path, source: Path) -> _Copy | None:
             for block in iter(lambda: reader.read(1 << 20), b""):
                 digest.update(block)
                 _write(writer, block, temp)
+                if not written:
+                    _pause_if_asked(incoming.parent.parent, source)
                 written += len(block)
-                _pause_if_asked(incoming.parent.parent, source)
             writer.flush()
             os.fsync(writer.fileno())
             after = os.stat(source, follow_symlinks=False)
@@ -313,7 +314,7 @@ def _copy_in(incoming: Path, source: Path) -> _Copy | None:
             or written != before.st_size:
         temp.unlink()
         land.skip(source, f"{land.CHANGED_WHILE_READ} ({before.st_size:,} bytes when opened, "
-                          f"{written:,} read, {after.st_size:,} now): left for the next run")
+                          f"{written:,} read, {after.st_size:,} now)")
         return None
     return _Copy(source, temp, digest.hexdigest(), written, datetime.fromtimestamp(before.st_mtime, UTC))
 
