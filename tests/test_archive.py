@@ -224,7 +224,11 @@ def test_a_damaged_archive_copy_stops_reprocess_with_an_operator_error(settings,
 def test_the_receipt_follows_its_file_into_quarantine(settings, tmp_path):
     landing = tmp_path / "landing"
     sha = _sha(_land(landing, "no county in this name.xlsx", b"not a workbook"))
-    pipeline.ingest_folder(settings, landing)
+    _land(landing, "~$no county in this name.xlsx", b"Excel's lock file")
+    ingested = pipeline.ingest_folder(settings, landing)
+    assert ingested["files"] == 1  # and `hrss ingest folder` names what it left
+    lock_file = str(landing / "~$no county in this name.xlsx")
+    assert ingested["skipped"] == [{"path": lock_file, "reason": land.LOCK_FILE}]
     with connect(settings, role=LOADER) as conn:
         outcome, archived = conn.execute("SELECT outcome, archived_path FROM raw.submission "
                                          "WHERE sha256 = %s", (sha,)).fetchone()
