@@ -32,16 +32,19 @@ Retries happen only on transient database errors; a validation failure fails its
     tags=[*orc.TAGS, "nightly"],
     doc_md=DOC,
     params={"landing": Param("", type="string",
-                             description="Folder to load from; empty means $HRSS_HOME/landing")},
+                             description="Folder to load from; empty means $HRSS_HOME/landing"),
+            "min_age_s": Param(None, type=["null", "number"], minimum=0,
+                               description="Leave files modified more recently in landing; empty means "
+                                           "HRSS_LANDING_MIN_AGE_S, else 60 s")},
 )
 def jcpt_nightly():
-    @task
-    def discover(params: dict | None = None) -> list[str]:
-        return orc.discover(params["landing"])
+    @task(multiple_outputs=False)  # one XCom: the scan
+    def discover(params: dict | None = None) -> dict:
+        return orc.discover(params["landing"], params.get("min_age_s"))
 
     @task
-    def register(paths: list[str]) -> list[dict]:
-        return orc.register(paths)
+    def register(scan: dict) -> list[dict]:
+        return orc.register(scan)
 
     @task
     def parse_and_check(batch: dict) -> dict:

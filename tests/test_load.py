@@ -9,7 +9,7 @@ import time
 import pytest
 from ingest_helpers import fixture_file
 
-from hrss_warehouse import check, load, register, warehouse
+from hrss_warehouse import check, land, load, register, warehouse
 from hrss_warehouse.warehouse import LOADER, WarehouseError, connect
 
 
@@ -40,7 +40,7 @@ def test_loading_a_batch_twice_changes_nothing(settings, tmp_path):
     landed = tmp_path / "150206_2017_JCPT-3_r40.csv"
     shutil.copyfile(fixture_file("pass", "csv_gb18030"), landed)
     sha = register.sha256_of(landed)
-    batches = register.register_files(settings, [str(landed)])
+    batches = register.register_files(settings, land.scan(settings, tmp_path, min_age_s=0))
     results = [check.parse_and_check_batch(settings, b) for b in batches]
 
     def snapshot():

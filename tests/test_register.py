@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ingest_helpers import fixture_file
 
-from hrss_warehouse import check, load, register
+from hrss_warehouse import check, land, load, register
 from hrss_warehouse.warehouse import LOADER, connect
 
 
@@ -44,7 +44,7 @@ def test_register_archives_records_and_batches(settings, tmp_path):
     landed = tmp_path / "150206_2015_r7.xlsx"
     shutil.copyfile(good, landed)
     sha = register.sha256_of(landed)
-    batches = register.register_files(settings, [str(landed)])
+    batches = register.register_files(settings, land.scan(settings, tmp_path, min_age_s=0))
     rows, receipts = _rows(settings, sha)
     assert [r[0] for r in rows] == ["JCPT-1", "JCPT-2", "JCPT-3"] and receipts == 1
     archived = Path(rows[0][3])
@@ -56,13 +56,13 @@ def test_register_archives_records_and_batches(settings, tmp_path):
 
     # the rows committed but the move was lost (a crash in between): the rerun completes the move only
     shutil.move(archived, landed)
-    register.register_files(settings, [str(landed)])
+    register.register_files(settings, land.scan(settings, tmp_path, min_age_s=0))
     assert _rows(settings, sha)[1] == 1 and archived.exists() and not landed.exists()
 
     # a byte-identical re-send under another name: another receipt, no new submission, kept on disk
     resend = tmp_path / "copy_of_return.xlsx"
     shutil.copyfile(good, resend)
-    register.register_files(settings, [str(resend)])
+    register.register_files(settings, land.scan(settings, tmp_path, min_age_s=0))
     rows_after, receipts_after = _rows(settings, sha)
     assert rows_after == rows and receipts_after == 2
     assert any((settings.archive_dir / "resent").glob(f"{sha}.*"))
@@ -73,7 +73,7 @@ def test_unreadable_files_get_one_row_with_nulls(settings, tmp_path):
     landed = tmp_path / "no name at all.xlsx"
     landed.write_bytes(b"\x00\x01garbage")
     sha = register.sha256_of(landed)
-    batches = register.register_files(settings, [str(landed)])
+    batches = register.register_files(settings, land.scan(settings, tmp_path, min_age_s=0))
     rows, _ = _rows(settings, sha)
     assert rows == [(None, None, "pending", str(settings.archive_dir / sha[:2] / f"{sha}.bin"))]
     assert any(b["batch"] == register.UNNAMED_BATCH for b in batches)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from hrss_warehouse.config import EXPECTATIONS_DIR, Settings
 from hrss_warehouse.parse import Finding, ParsedFile, ParsedForm, normalise, parse_file, read_numeric
-from hrss_warehouse.register import parse_file_name, stored_file
+from hrss_warehouse.register import parse_file_name, verified_file
 from hrss_warehouse.spec import FormVersion, load_spec
 
 log = logging.getLogger(__name__)
@@ -583,7 +583,11 @@ def parse_and_check_batch(settings: Settings, batch: dict) -> dict:
         rows = conn.execute(
             "SELECT submission_id, sha256, file_name, county_code, survey_year, form, archived_path "
             "FROM raw.submission WHERE submission_id = ANY(%s) ORDER BY submission_id", (ids,)).fetchall()
-    subs = [SubmissionRef(*row[:6], stored_file(settings, row[6])) for row in rows]
+    stored: dict[str, Path] = {}  # a workbook's forms share one file: verify it once
+    for row in rows:
+        if row[1] not in stored:
+            stored[row[1]] = verified_file(settings, row[1], row[6], row[2])
+    subs = [SubmissionRef(*row[:6], stored[row[1]]) for row in rows]
     result = evaluate(subs)
 
     token = f"{datetime.now(UTC):%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"

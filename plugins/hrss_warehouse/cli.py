@@ -276,8 +276,12 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from hrss_warehouse import pipeline
 
     if args.action == "folder":
+        from hrss_warehouse.land import default_min_age_s
+
+        # the live landing folder may hold uploads still writing; a folder named by hand is finished
         landing = Path(args.landing) if args.landing else settings.landing_dir
-        result = pipeline.ingest_folder(settings, landing)
+        min_age_s = default_min_age_s(settings, scheduled=not args.landing)
+        result = pipeline.ingest_folder(settings, landing, min_age_s=min_age_s)
         result.pop("submission_ids")
     else:
         if args.year is None:
@@ -352,12 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from hrss_warehouse.land import ArchiveError, LandingError
     from hrss_warehouse.warehouse import WarehouseError
 
     try:
         settings = Settings.from_env()
         return args.handler(args, settings)
-    except (ConfigError, WarehouseError) as exc:
+    except (ConfigError, WarehouseError, LandingError, ArchiveError) as exc:
         print(f"hrss: {exc}", file=sys.stderr)
         return 2
 

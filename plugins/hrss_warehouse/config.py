@@ -38,6 +38,19 @@ def _count(variable: str, default: int) -> int:
     return int(raw)
 
 
+def _seconds(variable: str) -> float | None:
+    raw = os.environ.get(variable)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise ConfigError(f"{variable} must be a number of seconds >= 0, got {raw!r}")
+    return value
+
+
 def spec_dir() -> Path:
     """The reporting contract in force: ``$HRSS_SPEC_DIR``, default the project's ``survey_spec/``.
 
@@ -75,6 +88,8 @@ class Settings:
     batch_submissions: int = DEFAULT_BATCH_SUBMISSIONS
     # processes that parse and check batches in `hrss ingest`, a reprocess and the benchmark
     check_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # files modified more recently are left in landing (None: the default of the caller, see land.py)
+    landing_min_age_s: float | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,7 +103,8 @@ class Settings:
             raise ConfigError(f"HRSS_PG_PORT must be between 1024 and 65535, got {port}")
         return cls(home=home, port=port, external_dsn=os.environ.get("HRSS_WAREHOUSE_DSN") or None,
                    batch_submissions=_count("HRSS_BATCH_SUBMISSIONS", DEFAULT_BATCH_SUBMISSIONS),
-                   check_workers=_count("HRSS_CHECK_WORKERS", os.cpu_count() or 1))
+                   check_workers=_count("HRSS_CHECK_WORKERS", os.cpu_count() or 1),
+                   landing_min_age_s=_seconds("HRSS_LANDING_MIN_AGE_S"))
 
     # -- folders -------------------------------------------------------------------------------
     @property

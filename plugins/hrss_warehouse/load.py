@@ -211,9 +211,13 @@ def _load(settings: Settings, batch_result: dict, *, isolate: bool) -> dict:
             counts[entry["outcome"]] += 1
             counts["rows"] += entry.get("loaded_rows", 0)
         if planned:
+            targets = (list(planned), [str(target) for _, target in planned.values()])
             cur.execute("UPDATE raw.submission s SET archived_path = m.target FROM unnest(%s::text[], "
-                        "%s::text[]) AS m(sha256, target) WHERE s.sha256 = m.sha256",
-                        (list(planned), [str(target) for _, target in planned.values()]))
+                        "%s::text[]) AS m(sha256, target) WHERE s.sha256 = m.sha256", targets)
+            # the receipt that stored the file follows it (a re-send's copy stays in archive/resent/)
+            cur.execute("UPDATE raw.receipt r SET stored_path = m.target FROM unnest(%s::text[], %s::text[]) "
+                        "AS m(sha256, target) WHERE r.sha256 = m.sha256 AND starts_with(r.stored_path, %s) "
+                        "IS NOT TRUE", (*targets, str(settings.archive_dir / "resent") + "/"))
         moves = list(planned.values())
     for source, target in moves:
         _move(source, target)

@@ -90,18 +90,21 @@ def settings() -> Settings:
 
 # -- task bodies -------------------------------------------------------------------------------
 @stage
-def discover(landing: str | None) -> list[str]:
+def discover(landing: str | None, min_age_s: float | None = None) -> dict:
+    """The scan of the landing folder (``land.Scan.as_dict``); ``min_age_s`` None is the scheduled
+    default (``HRSS_LANDING_MIN_AGE_S``, else 60 s)."""
     from hrss_warehouse import land
 
     current = settings()
-    return land.discover(current, Path(landing) if landing else current.landing_dir)
+    return land.scan(current, Path(landing) if landing else current.landing_dir, min_age_s).as_dict()
 
 
 @stage
-def register(paths: list[str]) -> list[dict]:
+def register(scan: dict) -> list[dict]:
+    from hrss_warehouse import land
     from hrss_warehouse import register as register_stage
 
-    return register_stage.register_files(settings(), paths)
+    return register_stage.register_files(settings(), land.Scan.from_dict(scan))
 
 
 @stage
@@ -273,8 +276,15 @@ class RunSummary:
         failed = sorted(t for t, s in self.task_states.items() if s == "failed")
         if failed:
             lines.append(f"  failed tasks: {', '.join(failed)} (their logs are above)")
-        found = sum(len(v) for v in self.results.get("discover", []))
-        lines.append(f"  files found: {found}")
+        scans = self.results.get("discover", [])
+        found = sum(len(scan["files"]) for scan in scans)
+        # a found file still in landing after the register stage changed while it was read
+        left = [{"path": p, "reason": "changed while it was read"} for scan in scans for p in scan["files"]
+                if Path(p).exists() and self.task_states.get("register") == "success"]
+        skipped = [entry for scan in scans for entry in scan["skipped"]] + left
+        lines.append(f"  files found: {found - len(left)}, left in landing: {len(skipped)}")
+        for entry in skipped:
+            lines.append(f"    left {entry['path']}: {entry['reason']}")
         outcomes = Counter(s["outcome"] for s in self.submissions)
         if self.submissions:
             lines.append(f"  submissions: {outcomes.get('accepted', 0)} accepted, "
@@ -330,7 +340,7 @@ def _submissions(settings: Settings, batches: list[list[dict]]) -> list[dict]:
 
 def run_nightly(settings: Settings, landing: Path) -> RunSummary:
     """Run jcpt_nightly once over ``landing`` through ``dag.test()``, in this process."""
-    from hrss_warehouse import airflow_env, reference, warehouse
+    from hrss_warehouse import airflow_env, land, reference, warehouse
 
     landing = landing.expanduser().resolve()
     if not landing.is_dir():
@@ -350,7 +360,9 @@ def run_nightly(settings: Settings, landing: Path) -> RunSummary:
         raise RunError("cannot import the nightly DAG:\n" + "\n".join(bag.import_errors.values()))
     dag = bag.get_dag(NIGHTLY_DAG_ID)
     started = time.monotonic()
-    run = dag.test(run_conf={"landing": str(landing)})
+    # a folder handed over by hand is finished: no minimum age unless HRSS_LANDING_MIN_AGE_S says so
+    min_age_s = land.default_min_age_s(settings, scheduled=False)
+    run = dag.test(run_conf={"landing": str(landing), "min_age_s": min_age_s})
     summary = _run_outcome(run.run_id, started)
     if summary.task_states.get("publish") == "success":
         summary.submissions = _submissions(settings, summary.results.get("register", []))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
 from pathlib import Path
 
 from hrss_warehouse import check, land, load, reference, register, report
@@ -30,11 +31,17 @@ def checked_batches(settings: Settings, batches: list[dict]) -> Iterator[dict]:
             yield future.result()
 
 
-def ingest_folder(settings: Settings, landing: Path) -> dict:
-    """Ingest every file waiting in ``landing``; returns counts (and the submissions' ids)."""
-    paths = land.discover(settings, Path(landing))
-    batches = register.register_files(settings, paths)
-    totals = {"files": len(paths), "batches": len(batches), "accepted": 0, "quarantined": 0, "rows": 0}
+def ingest_folder(settings: Settings, landing: Path, min_age_s: float | None = None) -> dict:
+    """Ingest every file waiting in ``landing``; returns counts (and the submissions' ids), and the
+    entries left in landing with their reasons (``min_age_s`` defaults to a finished folder's)."""
+    if min_age_s is None:
+        min_age_s = land.default_min_age_s(settings, scheduled=False)
+    scan = land.scan(settings, Path(landing), min_age_s=min_age_s)
+    batches = register.register_files(settings, scan)
+    left = [land.Skipped(p, land.CHANGED_WHILE_READ) for p in scan.files if Path(p).exists()]
+    skipped = [asdict(s) for s in [*scan.skipped, *left]]
+    totals = {"files": len(scan.files) - len(left), "skipped": skipped, "batches": len(batches),
+              "accepted": 0, "quarantined": 0, "rows": 0}
     ids = [sid for batch in batches for sid in batch["submission_ids"]]
     for result in checked_batches(settings, batches):
         counts = load.load_batch(settings, result)

@@ -4,27 +4,45 @@ A file is stored content-addressed under ``$HRSS_HOME/archive/`` and gets one ``
 per form it carries (a workbook three, a CSV one; a file whose name or content cannot be read one row
 with NULLs). A byte-identical re-send, under any name, is recorded as another ``raw.receipt`` and kept
 under ``archive/resent/``: it creates no submission and is not loaded again. Nothing is deleted or
-overwritten. The database rows are committed before the file leaves the landing folder, so a crash in
-between leaves the file in place and the next run completes the move instead of counting a re-send.
+overwritten.
+
+The stored bytes are the hashed bytes: a landed file is copied into ``archive/.incoming/`` while it is
+hashed, the copy is fsynced, and a file that changed meanwhile stays in landing for the next run. The
+database rows are committed next, then the copy is renamed to its content address (so a full disk never
+leaves a truncated file there), and only then is the landed file removed. A crash before the rename
+leaves the file in landing and the next run completes the storing instead of counting a re-send; a
+crash in the instant between the rename and the removal makes the rerun count the landed file as a
+re-send (kept, never lost). Every later read goes through ``verified_file``, which checks the hash.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
 import re
 import shutil
+import tempfile
+import threading
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hrss_warehouse import land
 from hrss_warehouse.config import Settings
+from hrss_warehouse.land import ArchiveError, Scan
 from hrss_warehouse.spec import load_spec
+
+log = logging.getLogger(__name__)
 
 UNNAMED_BATCH = "unnamed"  # files whose name gives no county: checked together, outside any province
 REGISTER_CHUNK = 200  # files recorded per transaction
+COPY_THREADS = 4  # copies into the archive side by side: their fsyncs share the disk's journal commits
+INCOMING = ".incoming"  # archive/.incoming/: copies being written, never read as stored files
 FIRST_SURVEY_YEAR = 2014
 # ASCII digits only (a full-width county code is no code), matched against the whole name with
 # fullmatch: `$` would also accept a name ending in a newline.
@@ -210,28 +228,42 @@ def _county_batches(counties: dict[str, list[int]], size: int) -> list[dict]:
              "submission_ids": [i for county in group for i in counties[county]]} for group in groups]
 
 
-def register_files(settings: Settings, paths: list[str]) -> list[dict]:
-    """Record and archive each file; return the submissions to check, packed into batches.
+def register_files(settings: Settings, scan: Scan) -> list[dict]:
+    """Record and archive each file the scan found; return the submissions to check, packed into batches.
 
-    Files are recorded a chunk at a time (one transaction per chunk, committed before any of its files
-    moves). Submissions left ``pending`` by an earlier interrupted run are returned too, so a rerun
-    finishes them.
+    Runs under the advisory lock ``load``, so two ingests started at the same instant register one after
+    the other (the second finds the files gone) or the second refuses naming the holder, as loads do.
+    Each file is copied into ``archive/.incoming/`` while its bytes are hashed, and the copy is fsynced;
+    a file that changed while it was read stays in landing for the next run. Files are recorded a chunk
+    at a time (one transaction per chunk); then each copy is renamed to its content address and only
+    then does the landed file go. Submissions left ``pending`` by an earlier interrupted run are returned
+    too, so a rerun finishes them.
     """
     from hrss_warehouse import reference
     from hrss_warehouse.load import ensure_schema
-    from hrss_warehouse.warehouse import LOADER, connect
+    from hrss_warehouse.warehouse import LOADER, connect, warehouse_lock
 
     # before any file: a warehouse without the committed registry cannot build its marts
     reference.ensure_loaded(settings)
     ensure_schema(settings)
-    files = [Path(p) for p in paths]
-    # reading and hashing the files waits on the disk and on hashlib and zlib, which release the GIL
-    with (connect(settings, role=LOADER, autocommit=True) as conn,
-          ThreadPoolExecutor(max_workers=settings.check_workers) as readers):
-        for start in range(0, len(files), REGISTER_CHUNK):
-            # a file already moved by an earlier run of the same task is skipped
-            chunk = [f for f in files[start:start + REGISTER_CHUNK] if f.is_file()]
-            _register_chunk(settings, conn, list(readers.map(_inspect, chunk)))
+    incoming = settings.archive_dir / INCOMING
+    # reading, hashing and fsyncing wait on the disk and on hashlib, which release the GIL
+    with (warehouse_lock(settings, "load"), connect(settings, role=LOADER, autocommit=True) as conn,
+          ThreadPoolExecutor(max_workers=max(COPY_THREADS, settings.check_workers)) as copiers):
+        shutil.rmtree(incoming, ignore_errors=True)  # copies of a run that died (we hold the lock)
+        incoming.mkdir(parents=True, exist_ok=True)
+        window = _ScanWindow.of(conn, scan)
+        for start in range(0, len(scan.files), REGISTER_CHUNK):
+            # a file already registered by an earlier run (or another ingest) is gone from landing
+            chunk = [Path(f) for f in scan.files[start:start + REGISTER_CHUNK] if os.path.isfile(f)]
+            try:
+                copies = list(copiers.map(lambda source: _copy_in(incoming, source), chunk))
+            except ArchiveError:
+                shutil.rmtree(incoming, ignore_errors=True)  # the other copies of the chunk
+                raise
+            _register_chunk(settings, conn, scan, window, [c for c in copies if c is not None])
+        window.record(conn)
+        shutil.rmtree(incoming, ignore_errors=True)
         rows = conn.execute(
             "SELECT submission_id, county_code FROM raw.submission WHERE outcome = 'pending' "
             "ORDER BY submission_id"
@@ -239,54 +271,213 @@ def register_files(settings: Settings, paths: list[str]) -> list[dict]:
     return pack_batches(rows, settings.batch_submissions)
 
 
-def _inspect(path: Path) -> tuple[Path, str, os.stat_result, FileName | None, list[str | None]]:
-    """What registration reads of a landed file: checksum, size and time, name, the forms it holds."""
-    name = parse_file_name(path.name)
-    return path, sha256_of(path), path.stat(), name, forms_of(path, name)
+@dataclass
+class _ScanWindow:
+    """A scan as recorded in raw.landing_scan, and the window it gives received times."""
+
+    scan: Scan
+    previous_start: datetime | None  # the previous scan of the same folder (None: this is its first)
+    scan_id: int | None = None
+
+    @classmethod
+    def of(cls, conn, scan: Scan) -> _ScanWindow:
+        row = conn.execute("SELECT max(started_at) FROM raw.landing_scan WHERE landing = %s "
+                           "AND started_at < %s", (scan.landing, scan.started_at)).fetchone()
+        return cls(scan, row[0])
+
+    def record(self, conn) -> int:
+        """The scan's id, recording the scan on first use (within the caller's transaction, if any)."""
+        if self.scan_id is None:
+            self.scan_id = conn.execute(
+                "INSERT INTO raw.landing_scan (landing, started_at, finished_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT ON CONSTRAINT landing_scan_once "
+                "DO UPDATE SET finished_at = EXCLUDED.finished_at RETURNING scan_id",
+                (self.scan.landing, self.scan.started_at, self.scan.finished_at)
+            ).fetchone()[0]
+        return self.scan_id
+
+    def received_at(self, modified: datetime) -> datetime:
+        """The spec's received time (survey_spec/README.md, "Revisions"): the modification time clamped
+        between the previous scan and this one; on a folder's first scan it stands alone, except that
+        nothing arrives after the scan that found it."""
+        received = min(modified, self.scan.finished_at)
+        return received if self.previous_start is None else max(received, self.previous_start)
 
 
-def _register_chunk(settings: Settings, conn, arrivals: list[tuple]) -> None:
-    if not arrivals:
+@dataclass(frozen=True)
+class _Copy:
+    """A landed file copied into archive/.incoming/: the bytes that were hashed are the bytes stored."""
+
+    source: Path
+    temp: Path
+    sha256: str
+    size: int
+    modified: datetime
+
+
+def _copy_in(incoming: Path, source: Path) -> _Copy | None:
+    """Copy ``source`` to a new file under ``incoming``, hashing what is written, and fsync it.
+
+    Returns None (and logs why) when the file changed while it was read, vanished, or became a
+    symbolic link: it stays where it is for the next run. A write error (a full disk) removes the copy
+    and raises.
+    """
+    fd, temp_name = tempfile.mkstemp(dir=incoming)
+    temp = Path(temp_name)
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        try:
+            source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            os.close(fd)
+            temp.unlink()
+            if exc.errno == errno.ELOOP:
+                land.skip(source, land.SYMLINK)
+            elif exc.errno == errno.ENOENT:
+                log.info("landing: %s is gone (registered by another run)", source)
+            else:
+                land.skip(source, f"{land.UNREADABLE}: {exc.strerror}")
+            return None
+        with os.fdopen(source_fd, "rb") as reader, os.fdopen(fd, "wb") as writer:
+            before = os.fstat(reader.fileno())
+            for block in iter(lambda: reader.read(1 << 20), b""):
+                digest.update(block)
+                _write(writer, block, temp)
+                if not written:
+                    _pause_if_asked(incoming.parent.parent, source)
+                written += len(block)
+            writer.flush()
+            os.fsync(writer.fileno())
+            after = os.stat(source, follow_symlinks=False)
+    except BaseException as exc:
+        temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ArchiveError(f"cannot copy {source} into the archive {incoming.parent}: "
+                               f"{exc.strerror or exc}; it stays in landing for the next run") from None
+        raise
+    if (written, before.st_mtime_ns, before.st_ino) != (after.st_size, after.st_mtime_ns, after.st_ino) \
+            or written != before.st_size:
+        temp.unlink()
+        land.skip(source, f"{land.CHANGED_WHILE_READ} ({before.st_size:,} bytes when opened, "
+                          f"{written:,} read, {after.st_size:,} now)")
+        return None
+    return _Copy(source, temp, digest.hexdigest(), written, datetime.fromtimestamp(before.st_mtime, UTC))
+
+
+# Fault injection for the archive tests, through the real write path:
+# HRSS_FAULT_ENOSPC_AFTER_BYTES=N makes archive writes fail with ENOSPC (a full disk) once N bytes are
+# written in this process; HRSS_FAULT_PAUSE_IN_COPY=<file name> pauses the copy of that file after its
+# first block (announced in $HRSS_HOME/work/copy_paused; the copy resumes when that file is removed).
+FAULT_ENOSPC_ENV = "HRSS_FAULT_ENOSPC_AFTER_BYTES"
+FAULT_PAUSE_ENV = "HRSS_FAULT_PAUSE_IN_COPY"
+_archive_bytes = [0]
+_archive_bytes_lock = threading.Lock()
+
+
+def _write(writer, block: bytes, temp: Path) -> None:
+    limit = os.environ.get(FAULT_ENOSPC_ENV)
+    if limit:
+        with _archive_bytes_lock:
+            room = max(int(limit) - _archive_bytes[0], 0)
+            _archive_bytes[0] += min(room, len(block))
+        if room < len(block):
+            writer.write(block[:room])  # what fitted, as on a real disk
+            writer.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(temp))
+    writer.write(block)
+
+
+def _pause_if_asked(home: Path, source: Path) -> None:
+    if os.environ.get(FAULT_PAUSE_ENV) != source.name:
+        return
+    marker = home / "work" / "copy_paused"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{os.getpid()} {source}\n")
+    while marker.exists():  # the test changes the file, then removes the marker
+        time.sleep(0.05)
+
+
+def _register_chunk(settings: Settings, conn, scan: Scan, window: _ScanWindow, copies: list[_Copy]) -> None:
+    if not copies:
         return
     known = dict(conn.execute(
         "SELECT DISTINCT ON (sha256) sha256, archived_path FROM raw.submission WHERE sha256 = ANY(%s) "
-        "ORDER BY sha256, submission_id", ([a[1] for a in arrivals],)).fetchall())
-    receipts, submissions, moves = [], [], []
+        "ORDER BY sha256, submission_id", ([c.sha256 for c in copies],)).fetchall())
+    receipts, submissions, placements = [], [], []
     taken: set[str] = set()  # checksums this chunk stores in the archive (a second copy is a re-send)
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    for index, (path, sha, stat, name, forms) in enumerate(arrivals):
-        file_name = printable_name(path.name)
-        received_at = datetime.fromtimestamp(stat.st_mtime, UTC)
-        if sha in taken or (sha in known and stored_file(settings, known[sha]).exists()):
-            # A re-send: keep this copy too, beside the archive, and record the receipt only.
-            target = settings.archive_dir / "resent" / f"{sha}.{stamp}.{index}"
-            receipts.append((sha, file_name, received_at, str(target)))
-            moves.append((path, target))
-            continue
-        taken.add(sha)
-        if sha in known:  # recorded by a run that stopped before moving the file: finish the move
-            moves.append((path, Path(known[sha])))
-            continue
-        target = archive_path(settings, sha, name.kind if name else None)
-        receipts.append((sha, file_name, received_at, str(target)))
-        for form in forms:
-            submissions.append((sha, stat.st_size, file_name, name.county_code if name else None,
-                                name.survey_year if name else None, form,
-                                name.revision if name else None, received_at, str(target)))
-        moves.append((path, target))
     with conn.transaction(), conn.cursor() as cur:
-        cur.executemany("INSERT INTO raw.receipt (sha256, file_name, received_at, stored_path) "
-                        "VALUES (%s,%s,%s,%s)", receipts)
+        scan_id = window.record(cur)
+        for index, copied in enumerate(copies):
+            sha = copied.sha256
+            file_name = printable_name(copied.source.name)
+            received_at = window.received_at(copied.modified)
+            arrival = (scan_id, copied.modified, window.previous_start is None,
+                       printable_name(scan.subfolder(copied.source)))
+            if sha in taken or (sha in known and stored_file(settings, known[sha]).exists()):
+                # A re-send: keep this copy too, beside the archive, and record the receipt only.
+                target = settings.archive_dir / "resent" / f"{sha}.{stamp}.{index}"
+                receipts.append((sha, file_name, received_at, str(target), *arrival))
+                placements.append((copied, target))
+                continue
+            taken.add(sha)
+            if sha in known:  # recorded by a run that stopped before storing the file: finish storing it
+                placements.append((copied, Path(known[sha])))
+                continue
+            name = parse_file_name(copied.source.name)
+            target = archive_path(settings, sha, name.kind if name else None)
+            receipts.append((sha, file_name, received_at, str(target), *arrival))
+            for form in forms_of(copied.temp, name):  # read from the copy: the bytes that were hashed
+                submissions.append((sha, copied.size, file_name, name.county_code if name else None,
+                                    name.survey_year if name else None, form,
+                                    name.revision if name else None, received_at, str(target)))
+            placements.append((copied, target))
+        cur.executemany("INSERT INTO raw.receipt (sha256, file_name, received_at, stored_path, scan_id, "
+                        "modified_at, first_scan, landing_subfolder) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
+                        receipts)
         cur.executemany("INSERT INTO raw.submission (sha256, size_bytes, file_name, county_code, survey_year,"
                         " form, revision, received_at, archived_path) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                         submissions)
-    for source, target in moves:
-        _move(source, target)
+    for copied, target in placements:
+        _place(copied.temp, target)
+    for folder in {target.parent for _, target in placements}:
+        _fsync_folder(folder)
+    for copied, _ in placements:  # the stored copies are durable: the landed files may go
+        copied.source.unlink(missing_ok=True)
 
 
-def _move(source: Path, target: Path) -> None:
-    """Move without ever replacing an existing file (content-addressed targets hold the same bytes)."""
+def _place(temp: Path, target: Path) -> None:
+    """Give a finished copy its name, never replacing a file (content-addressed targets hold the same
+    bytes; a hard link fails where a rename would silently replace)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        raise FileExistsError(f"refusing to overwrite {target} with {source}")
-    shutil.move(source, target)
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        raise FileExistsError(f"refusing to overwrite {target} with {temp}") from None
+    temp.unlink()
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def verified_file(settings: Settings, sha256: str, recorded: str, file_name: str) -> Path:
+    """Where a registered file is now, after checking that it still holds the bytes that were registered.
+
+    Every reader of an archived file goes through here: a damaged copy must stop the run, not be checked
+    and blamed on the county.
+    """
+    path = stored_file(settings, recorded)
+    if not path.is_file():
+        raise ArchiveError(f"the stored copy of {file_name!r} is missing from the archive ({path}); restore "
+                           f"it (sha256 {sha256}) from a backup and rerun")
+    found = sha256_of(path)
+    if found != sha256:
+        raise ArchiveError(f"the stored copy of {file_name!r} in the archive is damaged ({path}: sha256 "
+                           f"{found}, registered {sha256}); restore it from a backup and rerun")
+    return path

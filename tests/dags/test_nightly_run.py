@@ -63,13 +63,21 @@ def test_missing_landing_folder_is_named(settings: Settings, tmp_path: Path) -> 
 @pytest.mark.slow
 def test_hrss_run_over_an_empty_landing_folder(settings: Settings, stages: None, dbt_manifest: Path,
                                                 tmp_path: Path) -> None:
-    """The quick variant: the real dag.test() path, nothing to load, every later task skipped."""
+    """The quick variant: the real dag.test() path, nothing to load, every later task skipped; the
+    entries left in landing are counted and named in the summary."""
     landing = tmp_path / "empty"
     landing.mkdir()
+    (landing / ".~lock.150206_2017.xlsx#").write_bytes(b"LibreOffice")
+    (landing / "~$150206_2017.xlsx").write_bytes(b"Excel")
+    (landing / "150206_2017.xlsx").symlink_to(FIXTURES / "pass" / "good" / "150206_2017.xlsx")
     result = _hrss(settings, "run", "--landing", str(landing), timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     summary = result.stdout[result.stdout.rfind("jcpt_nightly run "):]
-    assert ": success in " in summary and "files found: 0" in summary
+    assert ": success in " in summary and "files found: 0, left in landing: 3" in summary
+    for name, reason in ((".~lock.150206_2017.xlsx#", "lock file"), ("~$150206_2017.xlsx", "lock file"),
+                         ("150206_2017.xlsx", "symbolic link, never followed")):
+        assert f"left {landing / name}: {reason}" in summary
+    assert len(list(landing.iterdir())) == 3
     assert "marts not published" in summary
 
 

@@ -194,7 +194,7 @@ def start_ingest(settings: Settings, landing: Path, logs: Path, *, pause_after_r
         from hrss_warehouse import check, register
         from hrss_warehouse import land as landing_stage
 
-        batches = register.register_files(settings, landing_stage.discover(settings, landing))
+        batches = register.register_files(settings, landing_stage.scan(settings, landing, min_age_s=0))
         checked = logs / f"checked-{tag}.json"
         checked.write_text(json.dumps([check.parse_and_check_batch(settings, b) for b in batches]))
         args = ["--load", str(checked)]

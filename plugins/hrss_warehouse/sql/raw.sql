@@ -23,6 +23,18 @@ CREATE TABLE IF NOT EXISTS raw.submission (
 );
 CREATE INDEX IF NOT EXISTS submission_county_year ON raw.submission (survey_year, county_code, form);
 
+-- Every scan of a landing folder that registered files (or found none): a file's received time is
+-- its modification time clamped between the previous scan of its folder and the scan that found it.
+CREATE TABLE IF NOT EXISTS raw.landing_scan (
+    scan_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    landing text NOT NULL,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    -- an Airflow retry of the register task records its scan once
+    CONSTRAINT landing_scan_once UNIQUE (landing, started_at)
+);
+
 -- Every arrival of a file, re-sends included.
 CREATE TABLE IF NOT EXISTS raw.receipt (
     receipt_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -33,6 +45,13 @@ CREATE TABLE IF NOT EXISTS raw.receipt (
     stored_path text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS receipt_sha256 ON raw.receipt (sha256);
+-- Where and when it arrived: the scan that found it, the sender's modification time, whether that
+-- time stands alone (the first scan of a landing folder), and the landing sub-folder it sat in.
+ALTER TABLE raw.receipt
+    ADD COLUMN IF NOT EXISTS scan_id bigint REFERENCES raw.landing_scan (scan_id),
+    ADD COLUMN IF NOT EXISTS modified_at timestamptz,
+    ADD COLUMN IF NOT EXISTS first_scan boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS landing_subfolder text;
 
 -- Footer names and phone numbers: personal data, readable by the loader alone.
 CREATE TABLE IF NOT EXISTS raw.submission_contact (
