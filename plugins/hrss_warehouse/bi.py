@@ -68,8 +68,13 @@ def _executable(name: str) -> str:
     return str(path)
 
 
+def _metadata_password(settings: Settings) -> str:
+    return (os.environ.get("HRSS_SUPERSET_DB_PASSWORD")
+            or _secret(settings.secrets_dir / "superset_metadata_password"))
+
+
 def _metadata_uri(settings: Settings) -> str:
-    meta_password = _secret(settings.secrets_dir / "superset_metadata_password")
+    meta_password = _metadata_password(settings)
     params = settings.conn_params()
     return (f"postgresql+psycopg2://{METADATA_ROLE}:{meta_password}@{params['host']}:{params['port']}/"
             f"{METADATA_DB}")
@@ -77,7 +82,7 @@ def _metadata_uri(settings: Settings) -> str:
 
 def ensure_metadata_database(settings: Settings) -> None:
     """The login ``superset`` and its database, on the warehouse server; idempotent."""
-    meta_password = _secret(settings.secrets_dir / "superset_metadata_password")
+    meta_password = _metadata_password(settings)
     first_db = MAINTENANCE_DB if settings.embedded else WAREHOUSE_DB
     with connect(settings, autocommit=True, database=first_db) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (METADATA_ROLE,)).fetchone():

@@ -325,6 +325,9 @@ def _bi(args: argparse.Namespace, settings: Settings) -> int:
             print(f"viewers: {', '.join(bi.VIEWERS)} "
                   f"(passwords in {settings.secrets_dir}/superset_<login>_password)")
             print(f"logs: {settings.log_dir}/superset*.log   stop: make bi-stop")
+        elif args.action == "database":
+            bi.ensure_metadata_database(settings)
+            print(f"Superset's metadata database `{bi.METADATA_DB}` (login `{bi.METADATA_ROLE}`) is ready")
         else:
             print(bi.stop(settings))
     except bi.BIError as exc:
@@ -335,8 +338,9 @@ def _bi(args: argparse.Namespace, settings: Settings) -> int:
 
 def _add_bi(commands: argparse._SubParsersAction) -> None:
     bi = commands.add_parser("bi", help="Apache Superset on the marts (installed by `make bi` into .venv-bi)")
-    bi.add_argument("action", choices=["start", "stop"],
-                    help="start: set up (metadata, dashboards of bi/superset, viewers, RLS) and start; stop")
+    bi.add_argument("action", choices=["start", "stop", "database"],
+                    help="start: set up (metadata, dashboards of bi/superset, viewers, RLS) and start; stop; "
+                         "database: only create Superset's metadata database and login (docker-compose)")
     bi.set_defaults(handler=_bi)
 
 
