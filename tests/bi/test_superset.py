@@ -80,6 +80,13 @@ def test_bundle_reads_the_published_marts_only() -> None:
 DASHBOARDS = ("coverage", "funding", "staff", "completeness", "reconciliation")
 
 
+def test_dbt_exposures_point_at_the_bundles_dashboards() -> None:
+    exposures = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "models" / "marts" / "_marts__exposures.yml")
+                               .read_text(encoding="utf-8"))["exposures"]
+    slugs = {re.search(r"/superset/dashboard/([a-z_]+)/$", e["url"]).group(1) for e in exposures}
+    assert slugs == {dashboard["slug"] for dashboard in _bundle("dashboards").values()} == set(DASHBOARDS)
+
+
 def test_the_whole_bundle_is_imported(superset) -> None:
     token = superset.token("admin")
     charts = superset.call("GET", "/api/v1/chart/?q=(columns:!(id,slice_name),page_size:100)", token=token)
