@@ -12,7 +12,7 @@ PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: help install system-deps demo test lint stop clean airflow airflow-stop bench bench-quick soak soak-quick
+.PHONY: help install system-deps demo test lint stop clean airflow airflow-stop bench bench-quick soak soak-quick bi bi-stop bi-install
 
 help:
 	@echo "make demo   install, start the warehouse and run the whole flow on sample returns"
@@ -20,14 +20,15 @@ help:
 	@echo "make bench  national benchmark vs naive pandas and the floors (writes \$$HRSS_HOME/reports/bench.md)"
 	@echo "make soak   full fault-injection and long end-to-end tests"
 	@echo "make airflow       start the Airflow UI on the embedded warehouse (make airflow-stop stops it)"
+	@echo "make bi     Apache Superset with the dashboards of bi/superset on the marts (make bi-stop stops it)"
 	@echo "make stop   stop Airflow and the embedded warehouse"
 	@echo "make system-deps  (as root) the Debian packages the browser and Celery tests drive"
 
 install: $(VENV)/.installed
 
-# Debian packages some tests drive: Chromium and its driver (browser tests of the UIs), Redis (the
-# Celery executor). Tests that need one skip with a line naming the package when it is missing.
-SYSTEM_PACKAGES := chromium chromium-driver redis-server
+# Debian packages some tests drive: Chromium and its driver (browser tests of the UIs; a CJK font so
+# that their screenshots show the Chinese labels), Redis (the Celery executor). Tests that need one skip with a line naming the package when it is missing.
+SYSTEM_PACKAGES := chromium chromium-driver fonts-wqy-microhei redis-server
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -66,7 +67,7 @@ demo: install
 	@echo
 	@echo "Warehouse DSN (admin):     $$($(BIN)/hrss warehouse url)"
 	@echo "Warehouse DSN (bi_reader): $$($(BIN)/hrss warehouse url --role bi_reader)"
-	@echo "Airflow UI: make airflow    Stop everything: make stop"
+	@echo "Airflow UI: make airflow    Dashboards (Apache Superset): make bi    Stop everything: make stop"
 
 lint: install
 	$(BIN)/ruff check .
@@ -98,7 +99,29 @@ airflow: install
 airflow-stop: install
 	$(BIN)/hrss airflow stop
 
+# Apache Superset in a venv of its own (its pins conflict with Airflow's), on an interpreter it
+# supports (3.10-3.12), installed once from the pinned set in bi/requirements.txt.
+BI_VENV := .venv-bi
+BI_PYTHON := $(shell for p in python3.11 python3.12 python3.10; do \
+	command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
+
+bi-install: $(BI_VENV)/.installed
+
+$(BI_VENV)/.installed: bi/requirements.txt | install
+	@test -n "$(BI_PYTHON)" || { echo "Superset needs Python 3.10, 3.11 or 3.12 (python3.11 ...)"; exit 1; }
+	uv venv --quiet --allow-existing --python "$$($(BI_PYTHON) -c 'import sys; print(sys.executable)')" $(BI_VENV)
+	uv pip install --quiet --python $(BI_VENV)/bin/python -r bi/requirements.txt
+	@touch $@
+
+bi: bi-install
+	$(BIN)/hrss warehouse start > /dev/null
+	$(BIN)/hrss bi start
+
+bi-stop: install
+	$(BIN)/hrss bi stop
+
 stop: install
+	-$(BIN)/hrss bi stop
 	-$(BIN)/hrss airflow stop
 	$(BIN)/hrss warehouse stop
 

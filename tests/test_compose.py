@@ -87,3 +87,19 @@ def test_no_secret_in_the_file() -> None:
                               if line and not line.startswith("#"))}
     used = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", text))  # `$${X}` is the container's own variable
     assert used <= example, f"missing from .env.example: {sorted(used - example)}"
+
+
+def test_superset_runs_the_version_make_bi_installs_with_the_bundle() -> None:
+    result = _compose("config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    superset = json.loads(result.stdout)["services"]["superset"]
+    bi = PROJECT_ROOT / "bi"
+    pinned = re.search(r"^apache-superset==(\S+)$", (bi / "requirements.txt").read_text(), re.M)
+    base = re.search(r"^FROM apache/superset:(\S+)$", (bi / "Dockerfile").read_text(), re.M)
+    assert superset["build"]["context"] == str(bi)
+    assert pinned and base and base.group(1) == pinned.group(1)
+    assert {(v["source"], v["target"]) for v in superset["volumes"]} >= {(str(bi), "/app/hrss")}
+    command = " ".join(superset["command"])
+    assert "superset db upgrade" in command and "/app/hrss/superset_setup.py" in command
+    assert superset["environment"]["HRSS_SUPERSET_BUNDLE"] == "/app/hrss/superset"
+    assert "@warehouse:5432/superset" in superset["environment"]["HRSS_SUPERSET_METADATA_URI"]

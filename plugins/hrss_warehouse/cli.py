@@ -342,8 +342,38 @@ def _add_summary(commands: argparse._SubParsersAction) -> None:
     summary.set_defaults(handler=_summary)
 
 
+def _bi(args: argparse.Namespace, settings: Settings) -> int:
+    from hrss_warehouse import bi
+
+    try:
+        if args.action == "start":
+            print(bi.start(settings))
+            print(f"dashboards: {bi.url()}/dashboard/list/")
+            print(f"login: {bi.ADMIN_LOGIN}   password: {bi.password(settings, bi.ADMIN_LOGIN)}")
+            print(f"viewers: {', '.join(bi.VIEWERS)} "
+                  f"(passwords in {settings.secrets_dir}/superset_<login>_password)")
+            print(f"logs: {settings.log_dir}/superset*.log   stop: make bi-stop")
+        elif args.action == "database":
+            bi.ensure_metadata_database(settings)
+            print(f"Superset's metadata database `{bi.METADATA_DB}` (login `{bi.METADATA_ROLE}`) is ready")
+        else:
+            print(bi.stop(settings))
+    except bi.BIError as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_bi(commands: argparse._SubParsersAction) -> None:
+    bi = commands.add_parser("bi", help="Apache Superset on the marts (installed by `make bi` into .venv-bi)")
+    bi.add_argument("action", choices=["start", "stop", "database"],
+                    help="start: set up (metadata, dashboards of bi/superset, viewers, RLS) and start; stop; "
+                         "database: only create Superset's metadata database and login (docker-compose)")
+    bi.set_defaults(handler=_bi)
+
+
 COMMAND_GROUPS = (_add_warehouse, _add_reference, _add_airflow, _add_run, _add_generate, _add_dbt, _add_bench,
-                  _add_ingest, _add_summary, _add_check_file)
+                  _add_ingest, _add_summary, _add_check_file, _add_bi)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,8 +59,8 @@ def read_marts(settings: Settings) -> Marts:
             from marts.mart_staff where region_level = 'province'
             order by survey_year, region_code, platform_level""")
         reconciliation = _rows(conn, """
-            select fact_id, province_code, metric, published_value, warehouse_value, comparable, status,
-                   note
+            select fact_id, province_code, metric, unit, published_value, warehouse_value, comparable,
+                   status, note
             from marts.mart_published_reconciliation order by fact_id""")
         submissions = dict(conn.execute(
             "select outcome, count(*) from marts.mart_submissions group by outcome").fetchall())
@@ -84,6 +84,16 @@ def _pct(value: object) -> str:
     return "—" if value is None else f"{float(value):.1%}"
 
 
+def _figure(row: dict, column: str) -> str:
+    """A reconciliation figure as a person reads it: a ratio (a fraction in the marts) as a percentage."""
+    return _pct(row[column]) if row["unit"] == "ratio" else _fmt(row[column], 4)
+
+
+def _with_data(coverage: list[dict], year: int) -> list[str]:
+    """The provinces that reported in a survey year (the marts roll up every province of the registry)."""
+    return sorted({r["province_code"] for r in coverage if r["survey_year"] == year and r["units_reported"]})
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
@@ -102,11 +112,11 @@ def console_summary(marts: Marts) -> str:
         rows = [[f"{marts.provinces.get(r['province_code'], r['province_code'])}", r["platform_level"],
                  _fmt(r["units_reported"]), _pct(r["coverage_rate"]), _pct(r["standardized_rate"]),
                  f"{r['counties_reported']}/{r['counties_expected']}"]
-                for r in marts.coverage if r["survey_year"] == latest]
+                for r in marts.coverage if r["survey_year"] == latest and r["units_reported"]]
         parts.append(f"\nCoverage by province, survey year {latest}\n" + _table(
             ["province", "level", "units", "coverage", "standardized", "counties"], rows))
     rec = [[r["fact_id"], marts.provinces.get(r["province_code"], r["province_code"]), r["metric"],
-            _fmt(r["published_value"], 4), _fmt(r["warehouse_value"], 4), r["comparable"], r["status"]]
+            _figure(r, "published_value"), _figure(r, "warehouse_value"), r["comparable"], r["status"]]
            for r in marts.reconciliation]
     parts.append("\nReconciliation with the published figures\n" + _table(
         ["fact", "province", "metric", "published", "warehouse", "comparable", "status"], rec))
@@ -122,13 +132,18 @@ def console_summary(marts: Marts) -> str:
 
 def _bar_chart(title: str, groups: list[str], series: dict[str, list[float | None]], colours: dict[str, str],
                *, stacked: bool = False, percent: bool = False, width: int = 860, height: int = 260) -> str:
-    """A grouped (or stacked) bar chart as inline SVG."""
-    left, bottom, top = 60, 40, 30
-    plot_w, plot_h = width - left - 150, height - bottom - top
+    """A grouped (or stacked) bar chart as inline SVG; group labels turn when they would not fit flat."""
+    left, top = 60, 30
+    plot_w = width - left - 150
+    slot = plot_w / max(len(groups), 1)
+    longest = max((_label_width(g) for g in groups), default=0.0)
+    turned = longest > slot * 0.9
+    bottom = (24 + longest * 0.71) if turned else 40  # sin 45° of the label's length, below the axis
+    height += int(bottom) - 40
+    plot_h = height - bottom - top
     totals = ([sum(float(v or 0) for v in vals) for vals in zip(*series.values(), strict=True)] if stacked
               else [float(v or 0) for vals in series.values() for v in vals])
     peak = max([*totals, 1e-9]) if not percent else 1.0
-    slot = plot_w / max(len(groups), 1)
     bar = slot * 0.8 / (1 if stacked else max(len(series), 1))
     out = [f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">',
            f'<text x="{left}" y="18" font-weight="bold">{html.escape(title)}</text>']
@@ -153,8 +168,10 @@ def _bar_chart(title: str, groups: list[str], series: dict[str, list[float | Non
                        "</title></rect>")
             if stacked:
                 base += float(value)
-        out.append(f'<text x="{left + g * slot + slot / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
-                   f'font-size="12">{html.escape(group)}</text>')
+        x, y = left + g * slot + slot / 2, top + plot_h + 16
+        placement = (f'text-anchor="end" transform="rotate(-45 {x:.1f} {y})"' if turned
+                     else 'text-anchor="middle"')
+        out.append(f'<text x="{x:.1f}" y="{y}" {placement} font-size="12">{html.escape(group)}</text>')
     for s, name in enumerate(series):
         y = top + 14 * s
         out.append(f'<rect x="{left + plot_w + 16}" y="{y}" width="10" height="10" '
@@ -162,6 +179,11 @@ def _bar_chart(title: str, groups: list[str], series: dict[str, list[float | Non
                    f'font-size="12">{html.escape(name)}</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _label_width(text: str, font_px: float = 12) -> float:
+    """Rough rendered width: a CJK character is a full em, anything else about half."""
+    return sum(font_px if ord(ch) > 0x2E80 else font_px * 0.55 for ch in text)
 
 
 def _by(rows: list[dict], year: int, key: str, value: str, provinces: list[str]) -> dict[str, list]:
@@ -175,11 +197,11 @@ def _by(rows: list[dict], year: int, key: str, value: str, provinces: list[str])
 
 
 def html_summary(marts: Marts) -> str:
-    years = sorted({r["survey_year"] for r in marts.coverage})
-    codes = sorted({r["province_code"] for r in marts.coverage})
-    names = [marts.provinces.get(c, c) for c in codes]
+    years = sorted({r["survey_year"] for r in marts.coverage if r["units_reported"]})
     sections = []
     for year in years:
+        codes = _with_data(marts.coverage, year)
+        names = [marts.provinces.get(c, c) for c in codes]
         sections.append(f"<h2>Survey year {year}</h2>")
         sections.append(_bar_chart(f"Platform coverage by province, {year}", names,
                                    _by(marts.coverage, year, "platform_level", "coverage_rate", codes),
@@ -195,7 +217,7 @@ def html_summary(marts: Marts) -> str:
             cls=html.escape(r["status"]),
             cells="".join(f"<td>{html.escape(v)}</td>" for v in (
                 r["fact_id"], marts.provinces.get(r["province_code"], r["province_code"]), r["metric"],
-                _fmt(r["published_value"], 4), _fmt(r["warehouse_value"], 4), r["comparable"], r["status"],
+                _figure(r, "published_value"), _figure(r, "warehouse_value"), r["comparable"], r["status"],
                 r["note"] or "")))
         for r in marts.reconciliation)
     return f"""<!doctype html>
