@@ -441,7 +441,8 @@ def _copy(conn, table: str, columns: tuple[str, ...], path: Path) -> None:
 
 
 def load_divisions(settings: Settings) -> int:
-    """Replace ``reference.division`` and ``reference.division_counts`` with the committed files.
+    """Replace ``reference.division``, ``reference.division_counts`` and ``reference.division_crosswalk``
+    with the committed files.
 
     One transaction as the loader role (TRUNCATE + COPY): concurrent readers wait for the commit,
     a failure leaves the old content, and a rerun gives the same tables. TRUNCATE rather than a
@@ -449,7 +450,7 @@ def load_divisions(settings: Settings) -> int:
     """
     import psycopg
 
-    from hrss_warehouse import warehouse
+    from hrss_warehouse import crosswalk, warehouse
 
     _check_header(DIVISIONS_FILE, COLUMNS)
     _check_header(COUNTS_FILE, COUNT_COLUMNS)
@@ -464,6 +465,7 @@ def load_divisions(settings: Settings) -> int:
                 conn.execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT division_pkey "
                              "PRIMARY KEY (code, first_year)")
                 _copy(conn, COUNTS_TABLE, COUNT_COLUMNS, COUNTS_FILE)
+                crosswalk.load(conn, crosswalk.read_file())
                 rows = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
                 # Fresh planner statistics for dbt's joins on the new content.
                 conn.execute(f"ANALYZE {TABLE}, {COUNTS_TABLE}")
