@@ -32,7 +32,10 @@ Retries happen only on transient database errors; a validation failure fails its
     tags=[*orc.TAGS, "nightly"],
     doc_md=DOC,
     params={"landing": Param("", type="string",
-                             description="Folder to load from; empty means $HRSS_HOME/landing")},
+                             description="Folder to load from; empty means $HRSS_HOME/landing"),
+            "export_sdmx": Param(False, type="boolean",
+                                 description="Also write the published figures as SDMX into "
+                                             "$HRSS_HOME/exports/")},
 )
 def jcpt_nightly():
     @task
@@ -63,10 +66,14 @@ def jcpt_nightly():
     def reports(batches: list[dict]) -> dict:
         return orc.reports(batches)
 
+    @task
+    def export_sdmx(params: dict | None = None) -> dict:
+        return orc.export_sdmx(params["export_sdmx"])
+
     batches = register(discover())
     loaded = load.expand(batch_result=parse_and_check.expand(batch=batches))
     dbt_build = DbtTaskGroup(group_id="dbt_build", **orc.dbt_group_args())
-    chain(loaded, prepare_build(), dbt_build, publish(), reports(batches))
+    chain(loaded, prepare_build(), dbt_build, publish(), reports(batches), export_sdmx())
 
 
 jcpt_nightly()

@@ -46,19 +46,25 @@ def test_every_reporting_county_of_every_edition_has_successors_summing_to_one(c
         expected = set(reference.reporting_counties(edition)["county_code"])
         rows = committed[committed["edition"] == edition]
         assert set(rows["county_code"]) == expected
-        assert set(rows["successor_code"]) <= set(reference.reporting_counties(reference.EDITIONS[-1])["county_code"])
+        assert set(rows["successor_code"]) <= set(
+            reference.reporting_counties(reference.EDITIONS[-1])["county_code"]
+        )
         assert (rows.groupby("county_code")["weight"].sum() - 1).abs().max() < 1e-5
     assert set(committed["reason"]) <= set(crosswalk.REASONS)
     # a county of the newest edition is its own successor
     newest = committed[committed["edition"] == reference.EDITIONS[-1]]
-    assert (newest["county_code"] == newest["successor_code"]).all() and (newest["reason"] == "unchanged").all()
+    assert (newest["county_code"] == newest["successor_code"]).all() and (
+        newest["reason"] == "unchanged"
+    ).all()
 
 
 def test_overrides_are_the_only_hand_made_steps(committed) -> None:
     overrides = crosswalk.read_overrides()
     assert not overrides.empty and overrides["note"].str.len().min() > 20  # each line says why
     for row in overrides.itertuples():
-        derived = committed[(committed["edition"] == row.from_edition) & (committed["county_code"] == row.county_code)]
+        derived = committed[
+            (committed["edition"] == row.from_edition) & (committed["county_code"] == row.county_code)
+        ]
         assert derived["overridden"].all() and row.successor_code in set(derived["successor_code"])
 
 
@@ -80,6 +86,8 @@ def test_committed_file_is_the_derivation_of_the_whole_registry(committed) -> No
 
 def test_counts_by_reason_2016_to_2023(committed) -> None:
     counts = crosswalk.counts_by_reason(committed, 2016)
-    assert sum(counts.values()) == committed.loc[committed["edition"] == 2016, ["county_code", "reason"]]\
-        .drop_duplicates().shape[0]
+    assert (
+        sum(counts.values())
+        == committed.loc[committed["edition"] == 2016, ["county_code", "reason"]].drop_duplicates().shape[0]
+    )
     assert counts["moved"] >= 2 and counts["renamed_recoded"] >= 1 and counts["unchanged"] > 2000

@@ -56,7 +56,8 @@ def _reference(args: argparse.Namespace, settings: Settings) -> int:
             path = crosswalk.write_file(derived)
             reasons = ", ".join(f"{reason} {count:,}" for reason, count in
                                 crosswalk.counts_by_reason(derived, reference.EDITIONS[0]).items())
-            print(f"wrote {path} ({len(derived):,} rows); counties of {reference.EDITIONS[0]} by reason: {reasons}")
+            print(f"wrote {path} ({len(derived):,} rows); "
+                  f"counties of {reference.EDITIONS[0]} by reason: {reasons}")
         else:
             started = time.perf_counter()
             rows = reference.load_divisions(settings)

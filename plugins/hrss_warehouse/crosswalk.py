@@ -38,8 +38,18 @@ OVERRIDES_FILE = reference.DATA_DIR / "crosswalk_overrides.csv"
 CROSSWALK_FILE = reference.DATA_DIR / "division_crosswalk.csv.gz"
 OVERRIDE_COLUMNS = ("from_edition", "county_code", "successor_code", "weight", "note")
 TABLE = "reference.division_crosswalk"
-COLUMNS = ("edition", "county_code", "county_name", "prefecture_code", "successor_code", "successor_name",
-           "successor_prefecture_code", "reason", "weight", "overridden")
+COLUMNS = (
+    "edition",
+    "county_code",
+    "county_name",
+    "prefecture_code",
+    "successor_code",
+    "successor_name",
+    "successor_prefecture_code",
+    "reason",
+    "weight",
+    "overridden",
+)
 REASONS = ("unchanged", "renamed_recoded", "merged", "split", "moved")
 # Successors that take less than this share of a county (a village or two that the matching followed
 # astray, or a boundary adjustment of a few villages) are folded into its main successors: restating
@@ -77,9 +87,13 @@ def _township_successors(old: pd.DataFrame, new: pd.DataFrame, counties: set[str
     result = pd.Series(new.set_index("code")["county_code"]).reindex(old["code"].to_numpy())
     result.index = old.index
     fresh = new[~new["code"].isin(old["code"])].assign(
-        own=lambda f: f["code"].str[6:9], base=lambda f: f["name"].str.replace(_TOWNSHIP_SUFFIXES, "", regex=True))
+        own=lambda f: f["code"].str[6:9],
+        base=lambda f: f["name"].str.replace(_TOWNSHIP_SUFFIXES, "", regex=True),
+    )
     lost = old[result.isna()].assign(
-        own=lambda f: f["code"].str[6:9], base=lambda f: f["name"].str.replace(_TOWNSHIP_SUFFIXES, "", regex=True))
+        own=lambda f: f["code"].str[6:9],
+        base=lambda f: f["name"].str.replace(_TOWNSHIP_SUFFIXES, "", regex=True),
+    )
     for keys in (["province", "own", "base"], ["prefecture", "base"], ["province", "base"]):
         result = result.fillna(_unique_match(lost, fresh, keys))
     return result.where(result.isin(counties))
@@ -96,23 +110,39 @@ def _step(older: pd.DataFrame, newer: pd.DataFrame) -> pd.DataFrame:
     # A code that survives is the same village, unless its county's code now names another county
     # (漠河市 took over 加格达奇区's code 232701 in 2018, and the numbers of its villages with it).
     same_code = villages_old[["code", "name", "county_code"]].merge(
-        villages_new[["code", "name"]], on="code", how="left", suffixes=("", "_new"))
-    renamed = set(_county_rows(older).merge(_county_rows(newer), on="county_code")
-                  .query("name_x != name_y")["county_code"])
+        villages_new[["code", "name"]], on="code", how="left", suffixes=("", "_new")
+    )
+    renamed = set(
+        _county_rows(older)
+        .merge(_county_rows(newer), on="county_code")
+        .query("name_x != name_y")["county_code"]
+    )
     trusted = ~same_code["county_code"].isin(renamed) | (same_code["name"] == same_code["name_new"])
-    to = pd.Series(same_code["code"].str[:6].where(same_code["name_new"].notna() & trusted).to_numpy(),
-                   index=villages_old.index)
-    fresh = villages_new[~villages_new["code"].isin(villages_old["code"])].assign(own=lambda f: f["code"].str[6:])
+    to = pd.Series(
+        same_code["code"].str[:6].where(same_code["name_new"].notna() & trusted).to_numpy(),
+        index=villages_old.index,
+    )
+    fresh = villages_new[~villages_new["code"].isin(villages_old["code"])].assign(
+        own=lambda f: f["code"].str[6:]
+    )
     lost = villages_old[to.isna()].assign(own=lambda f: f["code"].str[6:])
     to = to.fillna(_unique_match(lost, fresh, ["province", "own", "name"]))
-    via_township = pd.Series(town_to.reindex((villages_old["code"].str[:9] + "000").to_numpy()).to_numpy(),
-                             index=villages_old.index)
+    via_township = pd.Series(
+        town_to.reindex((villages_old["code"].str[:9] + "000").to_numpy()).to_numpy(),
+        index=villages_old.index,
+    )
     to = to.where(to.isin(counties_new)).fillna(via_township)
 
     shares = [pd.DataFrame({"county_code": villages_old["county_code"], "successor_code": to})]
     without_villages = ~towns_old["county_code"].isin(villages_old["county_code"])
-    shares.append(pd.DataFrame({"county_code": towns_old.loc[without_villages, "county_code"].to_numpy(),
-                                "successor_code": town_to[without_villages.to_numpy()].to_numpy()}))
+    shares.append(
+        pd.DataFrame(
+            {
+                "county_code": towns_old.loc[without_villages, "county_code"].to_numpy(),
+                "successor_code": town_to[without_villages.to_numpy()].to_numpy(),
+            }
+        )
+    )
     shares = pd.concat(shares, ignore_index=True).dropna()
     counts = shares.groupby(["county_code", "successor_code"]).size().rename("units").reset_index()
     counts = counts[counts["units"] >= MIN_SHARE * counts.groupby("county_code")["units"].transform("sum")]
@@ -127,8 +157,9 @@ def _step(older: pd.DataFrame, newer: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([found, _by_names_in_prefecture(older, newer, lost, counties_new)], ignore_index=True)
 
 
-def _by_names_in_prefecture(older: pd.DataFrame, newer: pd.DataFrame, lost: pd.Series,
-                            counties_new: set[str]) -> pd.DataFrame:
+def _by_names_in_prefecture(
+    older: pd.DataFrame, newer: pd.DataFrame, lost: pd.Series, counties_new: set[str]
+) -> pd.DataFrame:
     """Last resort for a county none of whose units the steps above followed (a development zone
     dissolved into its host, 西林区's township-level communities listed as villages of 金林区): its
     township- and village-level units by name, unique among the newer edition's units of the same
@@ -137,11 +168,17 @@ def _by_names_in_prefecture(older: pd.DataFrame, newer: pd.DataFrame, lost: pd.S
     units = older[older["level"].isin(["township", "village"]) & older["code"].str[:6].isin(lost)]
     if units.empty:
         return pd.DataFrame(columns=["county_code", "successor_code", "weight"])
-    units = units.assign(prefecture=units["code"].str[:4], county_code=units["code"].str[:6],
-                         base=units["name"].str.replace(_TOWNSHIP_SUFFIXES, "", regex=True))
+    units = units.assign(
+        prefecture=units["code"].str[:4],
+        county_code=units["code"].str[:6],
+        base=units["name"].str.replace(_TOWNSHIP_SUFFIXES, "", regex=True),
+    )
     candidates = newer[newer["level"].isin(["township", "village"])]
-    candidates = candidates.assign(prefecture=candidates["code"].str[:4], county_code=candidates["code"].str[:6],
-                                   base=candidates["name"].str.replace(_TOWNSHIP_SUFFIXES, "", regex=True))
+    candidates = candidates.assign(
+        prefecture=candidates["code"].str[:4],
+        county_code=candidates["code"].str[:6],
+        base=candidates["name"].str.replace(_TOWNSHIP_SUFFIXES, "", regex=True),
+    )
     to = _unique_match(units, candidates, ["prefecture", "base"])
     shares = pd.DataFrame({"county_code": units["county_code"], "successor_code": to})
     shares = shares[shares["successor_code"].isin(counties_new)]
@@ -175,35 +212,57 @@ def derive(divisions: pd.DataFrame, overrides: pd.DataFrame | None = None) -> pd
     overrides = read_overrides() if overrides is None else overrides
     editions = sorted(set(divisions["first_year"]) | set(divisions["last_year"]))
     editions = list(range(editions[0], editions[-1] + 1))
-    by_edition = {year: divisions[(divisions["first_year"] <= year) & (divisions["last_year"] >= year)]
-                  for year in editions}
+    by_edition = {
+        year: divisions[(divisions["first_year"] <= year) & (divisions["last_year"] >= year)]
+        for year in editions
+    }
     newest = editions[-1]
     names = {year: _county_rows(frame).set_index("county_code")["name"] for year, frame in by_edition.items()}
 
     # chained[year]: county of `year` → successor in the newest edition, built from the newest back.
-    chained = {newest: pd.DataFrame({"county_code": names[newest].index, "successor_code": names[newest].index,
-                                     "weight": 1.0, "overridden": False})}
+    chained = {
+        newest: pd.DataFrame(
+            {
+                "county_code": names[newest].index,
+                "successor_code": names[newest].index,
+                "weight": 1.0,
+                "overridden": False,
+            }
+        )
+    }
     for year in reversed(editions[:-1]):
         step = _step(by_edition[year], by_edition[year + 1]).assign(overridden=False)
-        hand = overrides[(overrides["from_edition"] == year) & overrides["county_code"].isin(names[year].index)]
-        step = pd.concat([step[~step["county_code"].isin(hand["county_code"])],
-                          hand[["county_code", "successor_code", "weight"]].assign(overridden=True)],
-                         ignore_index=True)
+        hand = overrides[
+            (overrides["from_edition"] == year) & overrides["county_code"].isin(names[year].index)
+        ]
+        step = pd.concat(
+            [
+                step[~step["county_code"].isin(hand["county_code"])],
+                hand[["county_code", "successor_code", "weight"]].assign(overridden=True),
+            ],
+            ignore_index=True,
+        )
         unknown = set(step["successor_code"]) - set(names[year + 1].index)
         if unknown:
-            raise CrosswalkError(f"{OVERRIDES_FILE.name}: successor {sorted(unknown)[0]} of {year} is not a "
-                                 f"county of the {year + 1} edition")
+            raise CrosswalkError(
+                f"{OVERRIDES_FILE.name}: successor {sorted(unknown)[0]} of {year} is not a "
+                f"county of the {year + 1} edition"
+            )
         lost = sorted(set(names[year].index) - set(step["county_code"]))
         if lost:
-            raise CrosswalkError(f"county {lost[0]} {names[year][lost[0]]} of the {year} edition has no "
-                                 f"successor the registry shows; add it to {OVERRIDES_FILE}")
-        later = chained[year + 1].rename(columns={"county_code": "via", "weight": "later_weight",
-                                                  "overridden": "later_overridden"})
+            raise CrosswalkError(
+                f"county {lost[0]} {names[year][lost[0]]} of the {year} edition has no "
+                f"successor the registry shows; add it to {OVERRIDES_FILE}"
+            )
+        later = chained[year + 1].rename(
+            columns={"county_code": "via", "weight": "later_weight", "overridden": "later_overridden"}
+        )
         joined = step.rename(columns={"successor_code": "via"}).merge(later, on="via")
         joined["weight"] = joined["weight"] * joined["later_weight"]
         joined["overridden"] = joined["overridden"] | joined["later_overridden"]
         chained[year] = joined.groupby(["county_code", "successor_code"], as_index=False).agg(
-            weight=("weight", "sum"), overridden=("overridden", "any"))
+            weight=("weight", "sum"), overridden=("overridden", "any")
+        )
 
     frames = []
     for year, mapping in chained.items():
@@ -216,7 +275,11 @@ def derive(divisions: pd.DataFrame, overrides: pd.DataFrame | None = None) -> pd
     crosswalk["successor_prefecture_code"] = crosswalk["successor_code"].str[:4] + "00"
     crosswalk["reason"] = _reasons(crosswalk)
     crosswalk["weight"] = crosswalk["weight"].round(6)
-    return crosswalk[list(COLUMNS)].sort_values(["edition", "county_code", "successor_code"]).reset_index(drop=True)
+    return (
+        crosswalk[list(COLUMNS)]
+        .sort_values(["edition", "county_code", "successor_code"])
+        .reset_index(drop=True)
+    )
 
 
 def _reasons(crosswalk: pd.DataFrame) -> pd.Series:
@@ -224,7 +287,8 @@ def _reasons(crosswalk: pd.DataFrame) -> pd.Series:
     predecessors = crosswalk.groupby(["edition", "successor_code"])["county_code"].transform("size")
     reason = pd.Series("unchanged", index=crosswalk.index)
     recoded = (crosswalk["county_code"] != crosswalk["successor_code"]) | (
-        crosswalk["county_name"] != crosswalk["successor_name"])
+        crosswalk["county_name"] != crosswalk["successor_name"]
+    )
     reason[recoded] = "renamed_recoded"
     reason[crosswalk["prefecture_code"] != crosswalk["successor_prefecture_code"]] = "moved"
     reason[predecessors > 1] = "merged"
@@ -261,16 +325,25 @@ GRANT SELECT ON {TABLE} TO hrss_transformer;
 
 
 def write_file(crosswalk: pd.DataFrame, path: Path = CROSSWALK_FILE) -> Path:
-    crosswalk.to_csv(path, index=False, lineterminator="\n",
-                     compression={"method": "gzip", "compresslevel": 9, "mtime": 0})
+    crosswalk.to_csv(
+        path, index=False, lineterminator="\n", compression={"method": "gzip", "compresslevel": 9, "mtime": 0}
+    )
     return path
 
 
 def read_file(path: Path = CROSSWALK_FILE) -> pd.DataFrame:
     if not path.exists():
         raise CrosswalkError(f"{path} is missing; derive it with `hrss reference crosswalk`")
-    frame = pd.read_csv(path, dtype={"county_code": str, "successor_code": str, "prefecture_code": str,
-                                     "successor_prefecture_code": str}, keep_default_na=False)
+    frame = pd.read_csv(
+        path,
+        dtype={
+            "county_code": str,
+            "successor_code": str,
+            "prefecture_code": str,
+            "successor_prefecture_code": str,
+        },
+        keep_default_na=False,
+    )
     if tuple(frame.columns) != COLUMNS:
         raise CrosswalkError(f"{path} has columns {list(frame.columns)}, expected {list(COLUMNS)}")
     return frame
