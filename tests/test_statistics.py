@@ -372,17 +372,23 @@ def test_sdmx_export_reads_back_with_sdmx1(settings, second, tmp_path) -> None:
     )
 
 
-def test_nightly_export_task_writes_only_when_asked(settings, second, caplog) -> None:
+def test_nightly_export_task_writes_only_when_asked(settings, second) -> None:
     import logging
-
-    import airflow.sdk.exceptions  # noqa: F401 (Airflow configures logging on import: before caplog)
 
     from hrss_warehouse import orchestration
 
     exports = settings.home / "exports"
-    with caplog.at_level(logging.INFO):
+    said: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = said.append  # on the module's logger itself: Airflow reconfigures the root's handlers
+    logger = logging.getLogger(orchestration.__name__)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
         assert orchestration.export_sdmx(False) == {}
-    assert "param export_sdmx is off" in caplog.text and not exports.exists()
+    finally:
+        logger.removeHandler(handler)
+    assert any("param export_sdmx is off" in record.getMessage() for record in said) and not exports.exists()
     done = orchestration.export_sdmx(True)
     assert done["folder"] == str(exports)
     assert done["files"]["staff.csv"] > 0 and (exports / "JCPT_DSD.xml").exists()

@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='table',
+        indexes=[{'columns': ['mart', 'survey_year', 'region_code', 'platform_level', 'funding_source']}],
+        post_hook='analyze {{ this }}',
+    )
+}}
+-- A table with the rollup marts' key indexed: obs_status looks a row's figures up here once per row.
 -- The first published value of every rollup figure ever published (obs_status R compares with it).
 select distinct on (mart, survey_year, region_code, platform_level, funding_source, indicator)
     mart,
