@@ -130,13 +130,15 @@ figures as (
             and rollups.region_level = region_names.region_level
 )
 
+{#- M: neither a county's return in force nor a unit reported in the region -#}
+{%- set no_return = 'figures.counties_reported = 0 and figures.units_reported = 0' %}
 select
     figures.*,
     {{ safe_ratio('figures.estimated_units_with_platform', 'figures.estimated_units_reported') }}
         as estimated_coverage_rate,
-    {{ obs_status('mart_coverage', 'figures', 'figures.counties_reported = 0') }} as obs_status,
+    {{ obs_status('mart_coverage', 'figures', no_return) }} as obs_status,
     case
         when figures.counties_estimated > 0 then 'E'
-        else {{ obs_status('mart_coverage', 'figures', 'figures.counties_reported = 0') }}
+        else {{ obs_status('mart_coverage', 'figures', no_return) }}
     end as estimated_obs_status
 from figures
