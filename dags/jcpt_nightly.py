@@ -35,7 +35,10 @@ Retries happen only on transient database errors; a validation failure fails its
                              description="Folder to load from; empty means $HRSS_HOME/landing"),
             "min_age_s": Param(None, type=["null", "number"], minimum=0,
                                description="Leave files modified more recently in landing; empty means "
-                                           "HRSS_LANDING_MIN_AGE_S, else 60 s")},
+                                           "HRSS_LANDING_MIN_AGE_S, else 60 s"),
+            "export_sdmx": Param(False, type="boolean",
+                                 description="Also write the published figures as SDMX into "
+                                             "$HRSS_HOME/exports/")},
 )
 def jcpt_nightly():
     @task(multiple_outputs=False)  # one XCom: the scan
@@ -66,10 +69,14 @@ def jcpt_nightly():
     def reports(batches: list[dict]) -> dict:
         return orc.reports(batches)
 
+    @task
+    def export_sdmx(params: dict | None = None) -> dict:
+        return orc.export_sdmx(params["export_sdmx"])
+
     batches = register(discover())
     loaded = load.expand(batch_result=parse_and_check.expand(batch=batches))
     dbt_build = DbtTaskGroup(group_id="dbt_build", **orc.dbt_group_args())
-    chain(loaded, prepare_build(), dbt_build, publish(), reports(batches))
+    chain(loaded, prepare_build(), dbt_build, publish(), reports(batches), export_sdmx())
 
 
 jcpt_nightly()

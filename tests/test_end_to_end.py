@@ -206,3 +206,28 @@ def test_a_changed_return_turns_its_figure_differs(settings: Settings, flow: dic
     in_force = bi_rows(settings, "SELECT file_name FROM mart_submissions WHERE in_force AND county_code = %s "
                                  "AND survey_year = 2017 AND form = 'JCPT-2'", (county,))
     assert in_force == [(revised.name,)]
+    flow["revised_county"] = county
+
+
+def test_the_revision_is_r_and_every_other_figure_a(settings: Settings, flow: dict) -> None:
+    """README "Statistics" on generated returns: survey years 2016-2017 are closed, every county
+    reported (no M, no estimate), and the corrected township return of one county turns R exactly the
+    staff figures of its regions (county, prefecture, province); its first value stays in mart_revisions."""
+    county = flow["revised_county"]
+    regions = {county + "000000", county[:4] + "00000000", county[:2] + "0000000000"}
+    revised = bi_rows(settings, "SELECT DISTINCT mart, survey_year, region_code, platform_level "
+                                "FROM mart_rollup_figures WHERE obs_status = 'R'")
+    assert {(mart, year, level) for mart, year, _, level in revised} == {("mart_staff", 2017, "township")}
+    assert {region for *_, region, _ in revised} == regions
+    statuses = bi_rows(settings, "SELECT DISTINCT obs_status FROM mart_rollup_figures")
+    assert {"A", "R"} <= {status for (status,) in statuses} <= {"A", "R", "M"}  # closed years: no P
+    # M only where a region has neither a return in force nor a unit reported
+    assert bi_rows(settings, "SELECT count(*) FROM mart_coverage WHERE obs_status = 'M' "
+                             "AND (counties_reported > 0 OR units_reported > 0)") == [(0,)]
+    first, latest = bi_rows(settings, "SELECT first_value, latest_value FROM mart_revisions WHERE mart = "
+                                      "'mart_staff' AND region_code = %s AND survey_year = 2017 AND "
+                                      "platform_level = 'township' AND indicator = 'staff_total'",
+                            (county + "000000",))[0]
+    assert latest == first + 400
+    assert bi_rows(settings, "SELECT count(*) FROM mart_coverage WHERE counties_estimated > 0 "
+                             "OR estimated_units_reported <> units_reported") == [(0,)]

@@ -18,8 +18,10 @@ Designed facts (the tests assert them):
 
 from __future__ import annotations
 
+import pandas as pd
 from psycopg import Connection
 
+from hrss_warehouse import crosswalk
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.warehouse import LOADER
 
@@ -189,6 +191,7 @@ def create_inputs(conn: Connection) -> None:
         conn.execute(ddl)
     # dbt's staging views depend on these tables: empty them rather than drop them
     conn.execute(f"TRUNCATE raw.submission, reference.division, {', '.join(raw_tables)}")
+    crosswalk.load(conn, crosswalk.derive(registry_frame()))
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO reference.division VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                         [_division_row(*d) for d in DIVISIONS])
@@ -202,6 +205,13 @@ def create_inputs(conn: Connection) -> None:
         insert_rows(conn, form, ROWS[form])
     conn.execute("RESET ROLE")
     conn.commit()
+
+
+def registry_frame() -> pd.DataFrame:
+    """DIVISIONS as the registry file's frame (what crosswalk.derive reads)."""
+    return pd.DataFrame([(code, name, level, first, last, placeholder)
+                         for code, name, level, first, last, _, placeholder in DIVISIONS],
+                        columns=["code", "name", "level", "first_year", "last_year", "is_placeholder"])
 
 
 def insert_rows(conn: Connection, form: str, rows: list[tuple[int, dict]]) -> None:

@@ -214,3 +214,126 @@
     end
     $analyze$
 {%- endmacro %}
+
+{#- Observation status and vintages of the rollup marts (README "Statistics"). -#}
+
+{#- The figures of the rollup marts that carry an observation status and are kept as vintages: per
+    mart, the funding source column (when the mart has one), the observed figures (status
+    obs_status) and the estimated ones (estimated_obs_status). Everything downstream (publish.py, the
+    SDMX export) reads the long form, mart_rollup_figures. Fills the dict `marts` (a macro's return()
+    does not render offline, where sqlfluff lints). -#}
+{% macro rollup_figures_into(marts) -%}
+    {%- do marts.update({
+        'mart_coverage': {
+            'funding_source': none,
+            'figures': ['units_reported', 'units_with_platform', 'service_sites', 'standardized_platforms',
+                        'coverage_rate', 'standardized_rate', 'counties_expected', 'counties_reported'],
+            'estimated': ['estimated_units_reported', 'estimated_units_with_platform', 'estimated_service_sites',
+                          'estimated_standardized_platforms', 'estimated_coverage_rate'],
+        },
+        'mart_staff': {
+            'funding_source': none,
+            'figures': ['units_reported', 'platforms', 'staff_total', 'staff_per_platform', 'coordinators',
+                        'persons_served'],
+            'estimated': ['estimated_units_reported', 'estimated_platforms', 'estimated_staff_total',
+                          'estimated_persons_served'],
+        },
+        'mart_funding': {
+            'funding_source': 'funding_source',
+            'figures': ['units_reported', 'amount_wan'],
+            'estimated': ['estimated_amount_wan'],
+        },
+    }) -%}
+{%- endmacro %}
+
+{#- The moment survey year Y is closed: its deadline plus the revision window. -#}
+{% macro closed_at(survey_year) -%}
+    ({{ deadline_at(survey_year) }} + make_interval(days => {{ var('revision_window_days') }}::integer))
+{%- endmacro %}
+
+{#- obs_status of a row's observed figures: M no return in force, R a figure differs from its first
+    publication, P the survey year is not closed yet, A otherwise. -#}
+{% macro obs_status(mart, row, missing_when) -%}
+    case
+        when {{ missing_when }} then 'M'
+        when {{ revised_since_first_publication(mart, row) }} then 'R'
+        when now() < {{ closed_at(row ~ '.survey_year') }} then 'P'
+        else 'A'
+    end
+{%- endmacro %}
+
+{#- True when a figure of the row (table alias `row`) was published before with another value. -#}
+{% macro revised_since_first_publication(mart, row) -%}
+    {%- set marts = {} -%}
+    {%- do rollup_figures_into(marts) -%}
+    {%- set spec = marts[mart] -%}
+    exists (
+        select 1
+        from {{ ref('int_vintage__first_published') }} as first_published
+        where
+            first_published.mart = '{{ mart }}'
+            and first_published.survey_year = {{ row }}.survey_year
+            and first_published.region_code = {{ row }}.region_code
+            and first_published.platform_level = {{ row }}.platform_level
+            and first_published.funding_source = {{ row ~ '.' ~ spec.funding_source if spec.funding_source else "''" }}
+            and first_published.value is distinct from (
+                case first_published.indicator
+                    {%- for figure in spec.figures %}
+                    when '{{ figure }}' then {{ row }}.{{ figure }}::double precision
+                    {%- endfor %}
+                end
+            )
+            and first_published.indicator in ('{{ spec.figures | join("', '") }}')
+    )
+{%- endmacro %}
+
+{#- One row per figure of a rollup mart (long form): observed figures with obs_status, estimated
+    ones with estimated_obs_status. -#}
+{% macro rollup_figures_of(mart) -%}
+    {%- set marts = {} -%}
+    {%- do rollup_figures_into(marts) -%}
+    {%- set spec = marts[mart] -%}
+    select
+        '{{ mart }}'::text as mart,
+        rows_.survey_year,
+        rows_.region_code,
+        rows_.region_level,
+        rows_.platform_level,
+        {{ 'rows_.' ~ spec.funding_source if spec.funding_source else "''::text" }} as funding_source,
+        figures.indicator,
+        figures.value,
+        figures.obs_status
+    from {{ ref(mart) }} as rows_
+    cross join lateral (
+        values
+        {%- for figure in spec.figures %}
+        ('{{ figure }}', rows_.{{ figure }}::double precision, rows_.obs_status),
+        {%- endfor %}
+        {%- for figure in spec.estimated %}
+        ('{{ figure }}', rows_.{{ figure }}::double precision, rows_.estimated_obs_status)
+        {{- ',' if not loop.last }}
+        {%- endfor %}
+    ) as figures (indicator, value, obs_status)
+{%- endmacro %}
+
+{#- Observed plus estimated: NULL only when both are unknown. -#}
+{% macro with_estimate(observed, estimated) -%}
+    case
+        when {{ observed }} is null and {{ estimated }} is null then null
+        else coalesce({{ observed }}, 0) + coalesce({{ estimated }}, 0)
+    end
+{%- endmacro %}
+
+{#- A county-level figure restated on the newest edition: its share (crosswalk weight). -#}
+{% macro restated(column, crosswalk) -%}
+    ({{ column }} * coalesce({{ crosswalk }}.weight, 1))
+{%- endmacro %}
+
+{#- The estimate columns of a branch of mart_coverage's county rows that holds no estimate. -#}
+{% macro no_estimate() -%}
+    0 as counties_estimated,
+        null::double precision as estimate_units_reported,
+        null::double precision as estimate_units_with_platform,
+        null::double precision as estimate_service_sites,
+        null::double precision as estimate_standardized_platforms
+{%- endmacro %}

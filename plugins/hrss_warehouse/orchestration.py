@@ -137,6 +137,22 @@ def reports(batches: list[dict]) -> dict:
 
 
 @stage
+def export_sdmx(enabled: bool) -> dict:
+    """The optional last task of jcpt_nightly (param `export_sdmx`): every published survey year as
+    SDMX into $HRSS_HOME/exports/. Off by default, and says so in the task log."""
+    import logging
+
+    from hrss_warehouse import export
+
+    if not enabled:
+        logging.getLogger(__name__).info("SDMX export not requested (param export_sdmx is off): "
+                                         "nothing written")
+        return {}
+    result = export.export_sdmx(settings(), export.published_years(settings()))
+    return {"folder": str(result.folder), "files": result.files}
+
+
+@stage
 def reprocess(survey_year: int, counties: list[str] | None, dry_run: bool) -> dict:
     from hrss_warehouse import pipeline
 

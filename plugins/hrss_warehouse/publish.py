@@ -7,6 +7,12 @@ build schema (the facts there are incremental: the next build rewrites only what
 BI sees either yesterday's marts or today's, never a mix, and a failed build (no mart_build_info)
 leaves yesterday's in place. Privileges belong to the schema object, so bi_reader's grants move to
 the new `marts` and are taken from the retired one inside the same transaction.
+
+The same transaction appends the vintage of the published rollup figures (schema `vintage`, never
+swapped): a `vintage.publication` row, and in `vintage.figure` every figure of
+`mart_rollup_figures` that is new or whose value or status changed since the last vintage, plus a
+withdrawn row for each figure no longer published. A figure's value as published on date D is its
+latest row at D (`marts.mart_figure_vintages`); a failed swap appends nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from hrss_warehouse.warehouse import BI_READER, TRANSFORMER, WarehouseError, con
 
 PUBLISHED_SCHEMA = "marts"
 RETIRED_SCHEMA = "marts_retired"
+FIGURES_TABLE = "mart_rollup_figures"
+_FIGURE_KEY = ("mart", "survey_year", "region_code", "platform_level", "funding_source", "indicator")
 MARKER_TABLE = "mart_build_info"
 LOCK_TIMEOUT = "60s"  # a long BI query holds the old tables; wait for it, but not forever
 PUBLISH_WAIT_S = 600.0  # another publish (a dbt build ahead of it) takes minutes, not hours
@@ -101,6 +109,7 @@ def _swap(settings: Settings) -> dict:
                 ident(PUBLISHED_SCHEMA), ident(BI_READER)))
             tables = conn.execute(
                 "SELECT count(*) FROM pg_tables WHERE schemaname = %s", (PUBLISHED_SCHEMA,)).fetchone()[0]
+            publication_id, appended = _append_vintage(conn, marker[0])
             conn.commit()
         except psycopg.errors.LockNotAvailable as exc:
             conn.rollback()
@@ -117,4 +126,40 @@ def _swap(settings: Settings) -> dict:
         "built_at": marker[1].isoformat(),
         "tables": tables,
         "replaced_invocation_id": previous[0] if previous else None,
+        "publication_id": publication_id,
+        "figures_appended": appended,
     }
+
+
+def _append_vintage(conn: psycopg.Connection, invocation_id: str) -> tuple[int, int]:
+    """Append what this publish changed to the vintages (inside the swap's transaction)."""
+    publication_id = conn.execute(
+        "INSERT INTO vintage.publication (published_at, invocation_id, figures_appended) "
+        "VALUES (now(), %s, 0) RETURNING publication_id", (invocation_id,)).fetchone()[0]
+    key = sql.SQL(", ").join(map(sql.Identifier, _FIGURE_KEY))
+    same_key = sql.SQL(" AND ").join(
+        sql.SQL("latest.{0} = published.{0}").format(sql.Identifier(column)) for column in _FIGURE_KEY)
+    published_key = sql.SQL(", ").join(sql.SQL("published.{}").format(sql.Identifier(c)) for c in _FIGURE_KEY)
+    latest_key = sql.SQL(", ").join(sql.SQL("latest.{}").format(sql.Identifier(c)) for c in _FIGURE_KEY)
+    appended = conn.execute(sql.SQL("""
+        WITH latest AS (
+            SELECT DISTINCT ON ({key}) {key}, value, obs_status, withdrawn
+            FROM vintage.figure ORDER BY {key}, publication_id DESC
+        )
+        INSERT INTO vintage.figure ({key}, publication_id, value, obs_status, withdrawn)
+        SELECT {published_key}, %(publication)s, published.value, published.obs_status, false
+        FROM {schema}.{figures} AS published
+        LEFT JOIN latest ON {same_key}
+        WHERE latest.mart IS NULL OR latest.withdrawn OR latest.value IS DISTINCT FROM published.value
+            OR latest.obs_status IS DISTINCT FROM published.obs_status
+        UNION ALL
+        SELECT {latest_key}, %(publication)s, NULL, NULL, true
+        FROM latest
+        WHERE NOT latest.withdrawn
+            AND NOT EXISTS (SELECT 1 FROM {schema}.{figures} AS published WHERE {same_key})
+        """).format(key=key, published_key=published_key, latest_key=latest_key, same_key=same_key,
+                    schema=sql.Identifier(PUBLISHED_SCHEMA), figures=sql.Identifier(FIGURES_TABLE)),
+        {"publication": publication_id}).rowcount
+    conn.execute("UPDATE vintage.publication SET figures_appended = %s WHERE publication_id = %s",
+                 (appended, publication_id))
+    return publication_id, appended

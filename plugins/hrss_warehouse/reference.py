@@ -450,17 +450,21 @@ def _copy(conn, table: str, columns: tuple[str, ...], path: Path) -> None:
 
 
 def registry_sha256() -> str:
-    """The version of the committed registry: sha256 over divisions.csv.gz, then division_counts.csv."""
+    """The version of the committed registry: sha256 over divisions.csv.gz, division_counts.csv and
+    the boundary crosswalk derived from them."""
+    from hrss_warehouse import crosswalk
+
     digest = hashlib.sha256()
     for path in (DIVISIONS_FILE, COUNTS_FILE):
         _check_header(path, COLUMNS if path == DIVISIONS_FILE else COUNT_COLUMNS)
         digest.update(path.read_bytes())
+    digest.update(crosswalk.CROSSWALK_FILE.read_bytes())
     return digest.hexdigest()
 
 
 def load_divisions(settings: Settings, only_if_changed: bool = False) -> int | None:
-    """Replace ``reference.division`` and ``reference.division_counts`` with the committed files, and
-    record their version in ``reference.registry_version``.
+    """Replace ``reference.division``, ``reference.division_counts`` and ``reference.division_crosswalk``
+    with the committed files, and record their version in ``reference.registry_version``.
 
     One transaction as the loader role (TRUNCATE + COPY) under an advisory lock: concurrent readers
     wait for the commit, a failure leaves the old content, and a rerun gives the same tables. TRUNCATE
@@ -469,7 +473,7 @@ def load_divisions(settings: Settings, only_if_changed: bool = False) -> int | N
     """
     import psycopg
 
-    from hrss_warehouse import warehouse
+    from hrss_warehouse import crosswalk, warehouse
 
     version = registry_sha256()
     try:
@@ -486,6 +490,7 @@ def load_divisions(settings: Settings, only_if_changed: bool = False) -> int | N
             _copy(conn, TABLE, COLUMNS, DIVISIONS_FILE)
             conn.execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT division_pkey PRIMARY KEY (code, first_year)")
             _copy(conn, COUNTS_TABLE, COUNT_COLUMNS, COUNTS_FILE)
+            crosswalk.load(conn, crosswalk.read_file())
             conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES (%s, now())", (version,))
             rows = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
             # Fresh planner statistics for dbt's joins on the new content.

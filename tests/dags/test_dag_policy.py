@@ -59,6 +59,7 @@ def test_nightly_schedule_and_shape(dag_report: dict, dbt_manifest: Path) -> Non
     assert not missing, f"models without their own task: {sorted(missing)}"
     # publish waits for the whole build, then the reports; it updates the mart Assets.
     assert set(tasks["publish"]["upstream"]) <= dbt_tasks and tasks["publish"]["downstream"] == ["reports"]
+    assert tasks["reports"]["downstream"] == ["export_sdmx"]  # the optional SDMX export comes last
     assert tasks["publish"]["outlets"] == sorted(a.uri for a in orc.mart_assets())
     assert len(tasks["publish"]["outlets"]) == len(orc.published_marts()) >= 10
 

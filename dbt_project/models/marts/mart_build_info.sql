@@ -17,4 +17,10 @@ select
     (select count(*) from {{ ref('mart_funding') }}) as mart_funding_rows,
     (select count(*) from {{ ref('mart_staff') }}) as mart_staff_rows,
     (select count(*) from {{ ref('mart_return_status') }}) as mart_return_status_rows,
-    (select count(*) from {{ ref('mart_published_reconciliation') }}) as mart_published_reconciliation_rows
+    (select count(*) from {{ ref('mart_published_reconciliation') }}) as mart_published_reconciliation_rows,
+    (select count(*) from {{ ref('mart_coverage_current_boundaries') }}) as mart_coverage_current_boundaries_rows,
+    (select count(*) from {{ ref('mart_funding_current_boundaries') }}) as mart_funding_current_boundaries_rows,
+    (select count(*) from {{ ref('mart_staff_current_boundaries') }}) as mart_staff_current_boundaries_rows,
+    (select count(*) from {{ ref('mart_rollup_figures') }}) as mart_rollup_figures_rows,
+    (select count(*) from {{ ref('mart_revisions') }}) as mart_revisions_rows,
+    (select count(*) from {{ ref('mart_figure_vintages') }}) as mart_figure_vintages_rows

@@ -42,3 +42,33 @@ ALTER DEFAULT PRIVILEGES FOR ROLE hrss_loader IN SCHEMA raw GRANT SELECT ON TABL
 GRANT USAGE ON SCHEMA marts TO bi_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA marts TO bi_reader;
 ALTER DEFAULT PRIVILEGES FOR ROLE hrss_transformer IN SCHEMA marts GRANT SELECT ON TABLES TO bi_reader;
+
+-- Vintages of the published rollup figures (publish.py appends what each publish changed). Never
+-- swapped, so the history outlives every build; BI reads it only through views in `marts`.
+CREATE SCHEMA IF NOT EXISTS vintage AUTHORIZATION hrss_transformer;
+REVOKE ALL ON SCHEMA vintage FROM PUBLIC;
+SET ROLE hrss_transformer;
+CREATE TABLE IF NOT EXISTS vintage.publication (
+    publication_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    published_at   timestamptz NOT NULL,
+    invocation_id  text        NOT NULL,
+    figures_appended bigint    NOT NULL
+);
+COMMENT ON TABLE vintage.publication IS 'One row per publish of the marts (publish.py): when, which dbt build';
+CREATE TABLE IF NOT EXISTS vintage.figure (
+    publication_id bigint           NOT NULL REFERENCES vintage.publication,
+    mart           text             NOT NULL,
+    survey_year    integer          NOT NULL,
+    region_code    text             NOT NULL,
+    platform_level text             NOT NULL,
+    funding_source text             NOT NULL,
+    indicator      text             NOT NULL,
+    value          double precision,
+    obs_status     text,
+    withdrawn      boolean          NOT NULL,
+    PRIMARY KEY (mart, survey_year, region_code, platform_level, funding_source, indicator, publication_id)
+);
+COMMENT ON TABLE vintage.figure IS
+    'Rollup figures as each publish changed them (append-only): a figure''s value and status from its '
+    'publication until the next row of the same figure; withdrawn = the figure was no longer published';
+RESET ROLE;
