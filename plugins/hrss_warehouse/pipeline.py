@@ -6,41 +6,71 @@ The DAGs call the same stage functions as separate tasks; this module serves tes
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from hrss_warehouse import check, land, load, register, report
+from hrss_warehouse import check, graceful, land, load, register, report
 from hrss_warehouse.config import Settings
 from hrss_warehouse.warehouse import LOADER, connect
 
 
-def checked_batches(settings: Settings, batches: list[dict]) -> Iterator[dict]:
+def checked_batches(settings: Settings, batches: list[dict],
+                    stop: graceful.StopRequest | None = None) -> Iterator[dict]:
     """Parse and check ``batches`` on ``settings.check_workers`` processes, yielding each result as it is
-    ready, so the caller loads one batch while the next ones are checked."""
+    ready, so the caller loads one batch while the next ones are checked. Once ``stop`` is requested, no
+    further batch is started."""
     workers = min(settings.check_workers, len(batches))
     if workers <= 1:
-        yield from (check.parse_and_check_batch(settings, batch) for batch in batches)
+        for batch in batches:
+            if stop is not None and stop.requested:
+                return
+            yield check.parse_and_check_batch(settings, batch)
         return
     check.warm_up()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=graceful.ignore_sigterm) as pool:
         futures = [pool.submit(check.parse_and_check_batch, settings, batch) for batch in batches]
-        for future in as_completed(futures):
-            yield future.result()
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # the caller stopped early: the batches not started are not checked
+            for future in futures:
+                future.cancel()
 
 
 def ingest_folder(settings: Settings, landing: Path) -> dict:
-    """Ingest every file waiting in ``landing``; returns counts (and the submissions' ids)."""
+    """Ingest every file waiting in ``landing``; returns counts (and the submissions' ids).
+
+    SIGTERM stops it between two register chunks or two loaded batches (``graceful.Stopped``).
+    """
     paths = land.discover(settings, Path(landing))
-    batches = register.register_files(settings, paths)
-    totals = {"files": len(paths), "batches": len(batches), "accepted": 0, "quarantined": 0, "rows": 0}
-    ids = [sid for batch in batches for sid in batch["submission_ids"]]
-    for result in checked_batches(settings, batches):
-        counts = load.load_batch(settings, result)
-        for key in ("accepted", "quarantined", "rows"):
-            totals[key] += counts[key]
+    with graceful.sigterm_stops() as stop:
+        registered, batches = 0, []
+        for start in range(0, max(len(paths), 1), register.REGISTER_CHUNK):
+            if stop.requested:
+                break
+            batches = register.register_files(settings, paths[start:start + register.REGISTER_CHUNK])
+            registered = min(start + register.REGISTER_CHUNK, len(paths))
+        totals = {"files": len(paths), "batches": len(batches), "accepted": 0, "quarantined": 0, "rows": 0}
+        loaded: set[int] = set()
+        with contextlib.closing(checked_batches(settings, batches, stop)) as checked:
+            for result in checked:
+                if stop.requested:
+                    break
+                counts = load.load_batch(settings, result)
+                loaded.update(entry["submission_id"] for entry in result["submissions"])
+                for key in ("accepted", "quarantined", "rows"):
+                    totals[key] += counts[key]
+    ids = [sid for batch in batches for sid in batch["submission_ids"] if sid in loaded]
     reports = report.write_reports(settings, ids) if ids else {"reports": []}
+    if stop.requested:
+        done = sum(1 for batch in batches if set(batch["submission_ids"]) <= loaded)
+        raise graceful.Stopped(f"stopped on SIGTERM: {registered} of {len(paths)} files registered, "
+                               f"{done} of {len(batches)} batches loaded ({totals['rows']} rows); every file "
+                               "is in landing, archive or quarantine and the next run loads the rest")
     totals.update(submission_ids=ids, reports=len(reports["reports"]))
     return totals
 
@@ -65,16 +95,25 @@ def reprocess_year(settings: Settings, survey_year: int, counties: list[str] | N
             (survey_year, counties, counties)).fetchall()
     before = _state(settings, [r[0] for r in rows])
     changes = []
-    rows_loaded = 0
-    for result in checked_batches(settings, register.pack_batches(rows, settings.batch_submissions)):
-        for entry in result["submissions"]:
-            after = {k: entry[k] for k in ("outcome", "failed_rules", "soft_flags", "form_version")}
-            if after != before[entry["submission_id"]]:
-                changes.append({"submission_id": entry["submission_id"],
-                                "before": before[entry["submission_id"]], "after": after})
-        if not dry_run:
-            rows_loaded += load.load_batch(settings, result)["rows"]
+    rows_loaded = done = 0
+    batches = register.pack_batches(rows, settings.batch_submissions)
+    with (graceful.sigterm_stops() as stop,
+          contextlib.closing(checked_batches(settings, batches, stop)) as checked):
+        for result in checked:
+            if stop.requested:
+                break
+            for entry in result["submissions"]:
+                after = {k: entry[k] for k in ("outcome", "failed_rules", "soft_flags", "form_version")}
+                if after != before[entry["submission_id"]]:
+                    changes.append({"submission_id": entry["submission_id"],
+                                    "before": before[entry["submission_id"]], "after": after})
+            if not dry_run:
+                rows_loaded += load.load_batch(settings, result)["rows"]
+            done += 1
     if not dry_run and changes:
         report.write_reports(settings, [c["submission_id"] for c in changes])
+    if stop.requested:
+        raise graceful.Stopped(f"stopped on SIGTERM: {done} of {len(batches)} batches of {survey_year} "
+                               "reprocessed, each one whole; reprocess the year again to finish")
     return {"survey_year": survey_year, "submissions": len(rows), "changed": changes,
             "dry_run": dry_run, "rows_loaded": rows_loaded}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hrss_warehouse import receipts_manifest
 from hrss_warehouse.config import Settings
 from hrss_warehouse.spec import load_spec
 
@@ -230,7 +231,8 @@ def _register_chunk(settings: Settings, conn, arrivals: list[tuple]) -> None:
         moves.append((path, target))
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany("INSERT INTO raw.receipt (sha256, file_name, received_at, stored_path) "
-                        "VALUES (%s,%s,%s,%s)", receipts)
+                        "VALUES (%s,%s,%s,%s) RETURNING *", receipts, returning=True)
+        receipts_manifest.record(settings, cur)
         cur.executemany("INSERT INTO raw.submission (sha256, size_bytes, file_name, county_code, survey_year,"
                         " form, revision, received_at, archived_path) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                         submissions)

@@ -1,0 +1,150 @@
+"""Rebuild a fresh warehouse from the archive: `hrss rebuild --from-archive`.
+
+The archive and quarantine folders and their receipts manifest (``receipts_manifest``) are all that is
+needed: every stored file is registered again, through the register stage itself, in its original
+received order, under its original name and received time; then the pending submissions are checked
+and loaded, dbt builds (full refresh) and the marts are published.
+
+The old folders are first moved aside into ``$HRSS_HOME/rebuild-from/`` (a rename: nothing is copied
+twice) and registration moves copies of their files into a new archive; the folder is removed once
+every receipt of the manifest is in the new registry. An interrupted rebuild is resumed by running it
+again: everything in the registry then came from ``rebuild-from/``, so the registry is emptied and the
+copies made so far are dropped before it starts over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hrss_warehouse import receipts_manifest
+from hrss_warehouse.config import Settings
+from hrss_warehouse.warehouse import LOADER, connect
+
+log = logging.getLogger(__name__)
+
+SOURCE_DIR = "rebuild-from"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# the registry's tables, emptied when an interrupted rebuild starts over
+REGISTRY_TABLES = ("raw.receipt", "raw.submission", "raw.submission_contact", "raw.submission_finding")
+
+
+class RebuildError(RuntimeError):
+    """The rebuild cannot start or did not restore every receipt; the message says why."""
+
+
+def _receipts(settings: Settings) -> int:
+    with connect(settings, role=LOADER) as conn:
+        return conn.execute("SELECT count(*) FROM raw.receipt").fetchone()[0]
+
+
+def _set_aside(settings: Settings, source: Path) -> None:
+    """Move archive/ and quarantine/ into ``source`` (or, resuming, drop what the last attempt made)."""
+    if source.exists():
+        log.warning("resuming the interrupted rebuild from %s: emptying the registry it had filled", source)
+        from hrss_warehouse.spec import load_spec
+
+        spec = load_spec()
+        tables = [*REGISTRY_TABLES, *(f"raw.{spec.raw_table(form)}" for form in spec.form_codes)]
+        with connect(settings, role=LOADER) as conn:
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+            conn.commit()
+        for folder in (settings.archive_dir, settings.quarantine_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    manifest = receipts_manifest.manifest_path(settings.archive_dir)
+    if not manifest.is_file():
+        raise RebuildError(f"no receipts manifest at {manifest}: nothing says which file was received when")
+    held = _receipts(settings)
+    if held:
+        raise RebuildError(f"a rebuild needs a fresh warehouse, but raw.receipt already holds {held} "
+                           f"receipts (HRSS_HOME={settings.home})")
+    source.mkdir()
+    for folder in (settings.archive_dir, settings.quarantine_dir):
+        if folder.exists():
+            folder.rename(source / folder.name)
+
+
+def _stored(source: Path, recorded: str) -> Path | None:
+    """Where the file of a receipt is in the set-aside folders (quarantining moved some; the home
+    may have moved since, so only the last two parts of the recorded path count)."""
+    path = Path(recorded)
+    for folder in ("archive", "quarantine"):
+        candidate = source / folder / path.parent.name / path.name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _rounds(entries: list[dict], source: Path) -> list[list[tuple[dict, Path]]]:
+    """The receipts in order, cut into rounds whose file names are distinct (one landing folder each)."""
+    rounds: list[list[tuple[dict, Path]]] = [[]]
+    names: set[str] = set()
+    for entry in entries:
+        stored = _stored(source, entry["stored_path"])
+        if stored is None:
+            log.warning("receipt %s (%s): no stored file, skipped (its transaction did not commit)",
+                        entry["receipt_id"], entry["file_name"])
+            continue
+        if entry["file_name"] in names:
+            rounds.append([])
+            names.clear()
+        names.add(entry["file_name"])
+        rounds[-1].append((entry, stored))
+    return [r for r in rounds if r]
+
+
+def _land_copy(stored: Path, landing: Path, entry: dict) -> Path:
+    """A copy of a stored file in ``landing`` under its received name, modified at its received time."""
+    target = landing / entry["file_name"]
+    shutil.copyfile(stored, target)
+    nanoseconds = (entry["received_at"] - EPOCH) // timedelta(microseconds=1) * 1000
+    os.utime(target, ns=(nanoseconds, nanoseconds))
+    return target
+
+
+def _verify(settings: Settings, entries: list[dict]) -> None:
+    """Every receipt of the manifest is in the new registry, in the same order, with the same
+    checksum, name and received time."""
+    with connect(settings, role=LOADER) as conn:
+        restored = conn.execute("SELECT sha256, file_name, received_at FROM raw.receipt "
+                                "ORDER BY receipt_id").fetchall()
+    expected = [(e["sha256"], e["file_name"], e["received_at"]) for e in entries]
+    if restored != expected:
+        missing = [e for e in expected if e not in restored]
+        raise RebuildError(f"the rebuilt registry differs from the manifest ({len(restored)} receipts, "
+                           f"{len(expected)} expected; first missing: {missing[:3]})")
+
+
+def rebuild_from_archive(settings: Settings) -> dict:
+    """Register every archived and quarantined file again, then check, load, build and publish."""
+    from hrss_warehouse import load, pipeline, publish, reference, register, transform
+
+    settings.ensure_dirs()
+    load.ensure_schema(settings)
+    source = settings.home / SOURCE_DIR
+    _set_aside(settings, source)
+    settings.ensure_dirs()
+    entries = [e for e in receipts_manifest.read(source / "archive")
+               if _stored(source, e["stored_path"]) is not None]
+    work = settings.home / "work" / "rebuild-landing"
+    shutil.rmtree(work, ignore_errors=True)
+    for number, round_ in enumerate(_rounds(entries, source)):
+        landing = work / str(number)
+        landing.mkdir(parents=True)
+        register.register_files(settings, [str(_land_copy(stored, landing, e)) for e, stored in round_])
+    _verify(settings, entries)
+    reference.load_divisions(settings)
+    shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ingested = pipeline.ingest_folder(settings, work)  # nothing left to discover: the pending submissions
+    transform.build(settings, full_refresh=True)
+    published = publish.publish(settings)
+    shutil.rmtree(source)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"receipts": len(entries), "accepted": ingested["accepted"],
+            "quarantined": ingested["quarantined"], "rows": ingested["rows"],
+            "published": published["invocation_id"]}
