@@ -32,14 +32,14 @@ from soak_helpers import (
     wait_for,
 )
 
-from hrss_warehouse import graceful, pipeline, warehouse
+from hrss_warehouse import graceful, load, pipeline, warehouse
 from hrss_warehouse.config import Settings
 from hrss_warehouse.register import sha256_of
 from hrss_warehouse.warehouse import LOADER, connect
 
 pytestmark = pytest.mark.soak
 
-COUNTIES = 3 if FULL else 2
+COUNTIES = 3 if FULL else 1
 OFFSET = 35 if FULL else 10  # counties of province 50 no other soak test lands
 
 
@@ -95,6 +95,7 @@ def test_sigterm_stops_an_ingest_and_a_reprocess_between_batches(settings: Setti
     received[fixture] = sha256_of(landing / fixture)
     expected = {name: returns.files[name]["outcome"] if name in returns.files else "accepted"
                 for name in received}
+    load.ensure_schema(settings)
     with connect(settings, role=LOADER) as conn:
         before = conn.execute("SELECT coalesce(max(submission_id), 0) FROM raw.submission").fetchone()[0]
     said = _terminate_before_a_load(settings, _hrss(settings, tmp_path / "logs", "ingest", "folder",
