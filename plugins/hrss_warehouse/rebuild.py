@@ -7,9 +7,10 @@ and loaded, dbt builds (full refresh) and the marts are published.
 
 The old folders are first moved aside into ``$HRSS_HOME/rebuild-from/`` (a rename: nothing is copied
 twice) and registration moves copies of their files into a new archive; the folder is removed once
-every receipt of the manifest is in the new registry. An interrupted rebuild is resumed by running it
-again: everything in the registry then came from ``rebuild-from/``, so the registry is emptied and the
-copies made so far are dropped before it starts over.
+every file in it has its receipt in the new registry (otherwise it is kept, with a log line). An
+interrupted rebuild is resumed by running it again: everything in the registry then came from
+``rebuild-from/``, so the registry is emptied and the copies made so far are dropped before it starts
+over.
 """
 
 from __future__ import annotations
@@ -79,16 +80,24 @@ def _stored(source: Path, recorded: str) -> Path | None:
     return None
 
 
-def _rounds(entries: list[dict], source: Path) -> list[list[tuple[dict, Path]]]:
-    """The receipts in order, cut into rounds whose file names are distinct (one landing folder each)."""
-    rounds: list[list[tuple[dict, Path]]] = [[]]
-    names: set[str] = set()
-    for entry in entries:
+def _stored_receipts(source: Path) -> list[tuple[dict, Path]]:
+    """The manifest's receipts in order, each with its stored file; a receipt without one is skipped."""
+    found = []
+    for entry in receipts_manifest.read(source / "archive"):
         stored = _stored(source, entry["stored_path"])
         if stored is None:
             log.warning("receipt %s (%s): no stored file, skipped (its transaction did not commit)",
                         entry["receipt_id"], entry["file_name"])
-            continue
+        else:
+            found.append((entry, stored))
+    return found
+
+
+def _rounds(receipts: list[tuple[dict, Path]]) -> list[list[tuple[dict, Path]]]:
+    """The receipts in order, cut into rounds whose file names are distinct (one landing folder each)."""
+    rounds: list[list[tuple[dict, Path]]] = [[]]
+    names: set[str] = set()
+    for entry, stored in receipts:
         if entry["file_name"] in names:
             rounds.append([])
             names.clear()
@@ -119,6 +128,15 @@ def _verify(settings: Settings, entries: list[dict]) -> None:
                            f"{len(expected)} expected; first missing: {missing[:3]})")
 
 
+def _unaccounted(settings: Settings, source: Path) -> list[Path]:
+    """Files set aside whose checksum (the start of a stored file's name) has no receipt now."""
+    with connect(settings, role=LOADER) as conn:
+        known = {row[0] for row in conn.execute("SELECT DISTINCT sha256 FROM raw.receipt")}
+    manifest = receipts_manifest.manifest_path(source / "archive")
+    return [path for path in source.rglob("*")
+            if path.is_file() and path != manifest and path.name.split(".")[0] not in known]
+
+
 def rebuild_from_archive(settings: Settings) -> dict:
     """Register every archived and quarantined file again, then check, load, build and publish."""
     from hrss_warehouse import load, pipeline, publish, reference, register, transform
@@ -128,11 +146,11 @@ def rebuild_from_archive(settings: Settings) -> dict:
     source = settings.home / SOURCE_DIR
     _set_aside(settings, source)
     settings.ensure_dirs()
-    entries = [e for e in receipts_manifest.read(source / "archive")
-               if _stored(source, e["stored_path"]) is not None]
+    receipts = _stored_receipts(source)
+    entries = [entry for entry, _ in receipts]
     work = settings.home / "work" / "rebuild-landing"
     shutil.rmtree(work, ignore_errors=True)
-    for number, round_ in enumerate(_rounds(entries, source)):
+    for number, round_ in enumerate(_rounds(receipts)):
         landing = work / str(number)
         landing.mkdir(parents=True)
         register.register_files(settings, [str(_land_copy(stored, landing, e)) for e, stored in round_])
@@ -143,7 +161,12 @@ def rebuild_from_archive(settings: Settings) -> dict:
     ingested = pipeline.ingest_folder(settings, work)  # nothing left to discover: the pending submissions
     transform.build(settings, full_refresh=True)
     published = publish.publish(settings)
-    shutil.rmtree(source)
+    unaccounted = _unaccounted(settings, source)
+    if unaccounted:  # e.g. stored before the manifest existed: never deleted, the operator decides
+        log.warning("%d files in %s have no receipt in the rebuilt warehouse (e.g. %s); the folder is kept",
+                    len(unaccounted), source, unaccounted[0])
+    else:
+        shutil.rmtree(source)
     shutil.rmtree(work, ignore_errors=True)
     return {"receipts": len(entries), "accepted": ingested["accepted"],
             "quarantined": ingested["quarantined"], "rows": ingested["rows"],
