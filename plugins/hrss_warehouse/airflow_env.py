@@ -28,6 +28,8 @@ from urllib.parse import quote
 from hrss_warehouse.config import AIRFLOW_DB, DAGS_DIR, PLUGINS_DIR, ConfigError, Settings, _secret
 
 CONN_ID = "hrss_warehouse"
+ALERT_CONN_ID = "hrss_alerts"  # where failure and deadline alerts are mailed (hrss_warehouse.alerts)
+ALERT_SENDER = "hrss-airflow@localhost"
 ADMIN_LOGIN = "admin"
 DEFAULT_API_PORT = 8080
 TIMEZONE = "Asia/Shanghai"
@@ -90,6 +92,43 @@ def warehouse_connection(settings: Settings) -> str:
     return json.dumps(conn)
 
 
+def alert_connection() -> str | None:
+    """The ``hrss_alerts`` connection (Airflow's JSON form) from HRSS_ALERT_SMTP / _TO / _FROM, if set."""
+    relay = os.environ.get("HRSS_ALERT_SMTP", "").strip()
+    if not relay:
+        return None
+    host, _, port = relay.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"HRSS_ALERT_SMTP must be host:port of a mail relay, got {relay!r}")
+    recipients = os.environ.get("HRSS_ALERT_TO", "").strip()
+    if not recipients:
+        raise ConfigError("HRSS_ALERT_TO must name the alert recipients (comma-separated) "
+                          "when HRSS_ALERT_SMTP is set")
+    # A local relay speaks plain SMTP; a relay that needs TLS or a login is configured as the
+    # connection itself (AIRFLOW_CONN_HRSS_ALERTS or a secrets backend).
+    return json.dumps({"conn_type": "smtp", "host": host, "port": int(port),
+                       "extra": {"to": recipients, "from_email": os.environ.get("HRSS_ALERT_FROM")
+                                 or ALERT_SENDER, "disable_ssl": True, "disable_tls": True,
+                                 "retry_limit": 1, "timeout": 30}})
+
+
+def lineage_transport(settings: Settings) -> str:
+    """OpenLineage's transport: HRSS_OPENLINEAGE_TRANSPORT (JSON, any backend), else one JSON-lines file."""
+    configured = os.environ.get("HRSS_OPENLINEAGE_TRANSPORT", "").strip()
+    if configured:
+        try:
+            json.loads(configured)
+        except ValueError:
+            raise ConfigError("HRSS_OPENLINEAGE_TRANSPORT must be an OpenLineage transport as JSON, e.g. "
+                              '{"type": "http", "url": "http://marquez:5000"}') from None
+        return configured
+    return json.dumps({"type": "file", "log_file_path": str(lineage_file(settings)), "append": True})
+
+
+def lineage_file(settings: Settings) -> Path:
+    return settings.home / "lineage" / "openlineage.jsonl"
+
+
 def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
     """The variables every Airflow process of this project runs with (merged over ``os.environ``)."""
     settings.ensure_dirs()
@@ -130,6 +169,9 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
         "DO_NOT_TRACK": "1",
+        # Lineage of every run (tasks, Cosmos' dbt models) as OpenLineage events.
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "hrss",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": lineage_transport(settings),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         # Cosmos runs dbt in a temporary copy of the project: keep those copies under $HRSS_HOME too.
         "TMPDIR": str(settings.home / "tmp"),
@@ -138,6 +180,8 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
     }
     if settings.external_dsn:
         env["HRSS_WAREHOUSE_DSN"] = settings.external_dsn
+    if alerts := alert_connection():
+        env[f"AIRFLOW_CONN_{ALERT_CONN_ID.upper()}"] = alerts
     return env
 
 

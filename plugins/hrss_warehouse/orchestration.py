@@ -44,6 +44,21 @@ DEFAULT_ARGS: dict[str, Any] = {
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def alerting() -> dict[str, Any]:
+    """DAG arguments that mail on every task failure and every run failure (see ``alerts``)."""
+    from hrss_warehouse import alerts
+
+    return {"default_args": {**DEFAULT_ARGS, "on_failure_callback": alerts.TASK_ALERTS},
+            "on_failure_callback": alerts.DAG_ALERTS}
+
+
+def publish_deadline() -> Any:
+    """jcpt_nightly's DeadlineAlert: the marts published by 06:00 local, else a mail (see ``alerts``)."""
+    from hrss_warehouse import alerts
+
+    return alerts.publish_deadline()
+
+
 class DbtManifestMissing(RuntimeError):
     """The DAG cannot render its dbt tasks; the message says how to produce the manifest."""
 
@@ -66,20 +81,30 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def stage(func: F) -> F:
-    """Run a stage so that only transient database errors reach Airflow's retry logic."""
+    """Run a stage so that only transient database errors reach Airflow's retry logic, and record its
+    run metrics (``ops.stage_run``) whether it succeeds or fails."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from datetime import UTC, datetime
+
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+        from hrss_warehouse import ops
+
+        started_at = datetime.now(UTC)
         try:
-            return func(*args, **kwargs)
-        except AirflowException:
+            result = func(*args, **kwargs)
+        except AirflowException as exc:
+            ops.record_task(func.__name__, args, None, started_at, exc)
             raise
         except Exception as exc:
+            ops.record_task(func.__name__, args, None, started_at, exc)
             if is_transient(exc):
                 raise
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        ops.record_task(func.__name__, args, result, started_at, None)
+        return result
 
     return wrapper  # type: ignore[return-value]
 
