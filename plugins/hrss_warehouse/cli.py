@@ -314,8 +314,22 @@ def _add_summary(commands: argparse._SubParsersAction) -> None:
     summary.set_defaults(handler=_summary)
 
 
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from hrss_warehouse import status
+
+    up, lines = status.collect(settings)
+    print(status.render(lines))
+    return 0 if up else 3
+
+
+def _add_status(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser("status", help="one screen: warehouse, registry, landing, last run, marts, "
+                                                "missing returns")
+    status.set_defaults(handler=_status)
+
+
 COMMAND_GROUPS = (_add_warehouse, _add_reference, _add_airflow, _add_run, _add_generate, _add_dbt, _add_bench,
-                  _add_ingest, _add_summary)
+                  _add_ingest, _add_summary, _add_status)
 
 
 def build_parser() -> argparse.ArgumentParser:
