@@ -119,7 +119,7 @@ def _airflow(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if args.action == "start":
-            running = airflow_env.start(settings)
+            running = airflow_env.start(settings, unpause=True)
             env = airflow_env.airflow_env(settings)
             print(", ".join(f"{r.component} (pid {r.pid})" for r in running), file=sys.stderr)
             print(f"Airflow UI: {env['AIRFLOW__API__BASE_URL']}")
@@ -146,7 +146,8 @@ def _airflow(args: argparse.Namespace, settings: Settings) -> int:
 def _add_airflow(commands: argparse._SubParsersAction) -> None:
     af = commands.add_parser("airflow", help="run Airflow locally on the embedded warehouse")
     af.add_argument("action", choices=["start", "stop", "status", "migrate", "env"],
-                    help="start: warehouse + api-server, scheduler, dag-processor, triggerer; "
+                    help="start: warehouse + api-server, scheduler, dag-processor, triggerer (with "
+                         "HRSS_AIRFLOW_EXECUTOR=celery also Redis and two Celery workers), DAGs unpaused; "
                          "stop: stop them and their workers; env: print the environment as shell exports")
     af.set_defaults(handler=_airflow)
 
