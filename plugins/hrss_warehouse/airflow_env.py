@@ -216,6 +216,8 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url(settings),
             # One task message at a time per free slot: a worker that dies holds no queue of others.
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            # Sending a task to Redis gets more than the default second on a busy machine.
+            "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
         })
     if alerts := alert_connection():
         env[f"AIRFLOW_CONN_{ALERT_CONN_ID.upper()}"] = alerts

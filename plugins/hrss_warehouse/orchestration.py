@@ -124,9 +124,13 @@ def discover(landing: str | None) -> list[str]:
 
 @stage
 def register(paths: list[str]) -> list[dict]:
+    from hrss_warehouse import lineage
     from hrss_warehouse import register as register_stage
 
-    return register_stage.register_files(settings(), paths)
+    current = settings()
+    batches = register_stage.register_files(current, paths)
+    lineage.report([lineage.file_uri(p) for p in paths], [lineage.table_uri(current, "raw", "submission")])
+    return batches
 
 
 @stage
@@ -138,16 +142,30 @@ def parse_and_check(batch: dict) -> dict:
 
 @stage
 def load(batch_result: dict) -> dict:
+    from hrss_warehouse import lineage
     from hrss_warehouse import load as load_stage
+    from hrss_warehouse.spec import load_spec
 
-    return load_stage.load_batch(settings(), batch_result)
+    current = settings()
+    loaded = load_stage.load_batch(current, batch_result)
+    tables = sorted({load_spec().raw_table(f["form"]) for f in batch_result["rows_files"]})
+    lineage.report([lineage.table_uri(current, "raw", "submission")],
+                   [lineage.table_uri(current, "raw", t) for t in tables])
+    return loaded
 
 
 @stage
 def publish() -> dict:
+    from hrss_warehouse import lineage
     from hrss_warehouse import publish as publish_stage
+    from hrss_warehouse.transform import BUILD_SCHEMA
 
-    return publish_stage.publish(settings())
+    current = settings()
+    published = publish_stage.publish(current)
+    marts = published_marts()
+    lineage.report([lineage.table_uri(current, BUILD_SCHEMA, m) for m in marts],
+                   [lineage.table_uri(current, publish_stage.PUBLISHED_SCHEMA, m) for m in marts])
+    return published
 
 
 @stage
