@@ -134,15 +134,18 @@ def record_task(stage: str, args: tuple, result: Any, started_at: datetime,
         log.info("run metrics not recorded for %s: not running as an Airflow task", stage)
         return
     ti = context["ti"]
-    if error is not None:
-        try:
+    # The stage's work is done (or its own error is what the task must report): metrics that cannot
+    # be written are logged, never allowed to fail the task and so repeat the stage.
+    try:
+        if error is not None:
             _record(ti, stage, started_at, {}, error)
-        except Exception as exc:  # the stage's own error is what the task must report
-            log.warning("run metrics of failed stage %s not recorded: %s", stage, exc)
-        return
-    if stage == "publish":
-        _record_dbt_build(ti, started_at)
-    _record(ti, stage, started_at, measures(stage, args, result), None)
+            return
+        if stage == "publish":
+            _record_dbt_build(ti, started_at)
+        _record(ti, stage, started_at, measures(stage, args, result), None)
+    except Exception as exc:
+        log.warning("run metrics of stage %s not recorded in %s: %s: %s", stage, TABLE, type(exc).__name__,
+                    exc)
 
 
 def _record(ti: Any, stage: str, started_at: datetime, values: dict[str, int],
