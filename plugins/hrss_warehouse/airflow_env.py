@@ -64,6 +64,13 @@ def redis_port() -> int:
     return int(raw)
 
 
+def worker_concurrency() -> int:
+    raw = os.environ.get("HRSS_WORKER_CONCURRENCY", "2")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"HRSS_WORKER_CONCURRENCY must be a positive number of task slots, got {raw!r}")
+    return int(raw)
+
+
 def worker_hostname() -> str:
     """The hostname a Celery worker's tasks record (``[core] hostname_callable`` of the workers): the
     machine's name and the worker's, so that two workers on one machine can be told apart."""
@@ -218,6 +225,9 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
             # Sending a task to Redis gets more than the default second on a busy machine.
             "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
+            # No more tasks sent than the workers have slots: a task waiting in Redis behind a backlog
+            # (all of the dbt group at once) outlives its 10-minute execution token and fails unstarted.
+            "AIRFLOW__CORE__PARALLELISM": str(len(CELERY_WORKERS) * worker_concurrency()),
         })
     if alerts := alert_connection():
         env[f"AIRFLOW_CONN_{ALERT_CONN_ID.upper()}"] = alerts
@@ -352,7 +362,7 @@ def _command(settings: Settings, component: str, env: dict[str, str]) -> tuple[l
         worker = component.removeprefix("celery-")
         # Logs are read from the shared local log folder; two log servers on one port could not both bind.
         return ([_airflow_exe(), "celery", "worker", "--celery-hostname", f"{worker}@%h", "--concurrency",
-                 os.environ.get("HRSS_WORKER_CONCURRENCY", "2"), "--skip-serve-logs"],
+                 str(worker_concurrency()), "--skip-serve-logs"],
                 {**env, "HRSS_WORKER_NAME": worker,
                  "AIRFLOW__CORE__HOSTNAME_CALLABLE": "hrss_warehouse.airflow_env.worker_hostname"})
     return [_airflow_exe(), component], env
