@@ -21,7 +21,7 @@ installing a new registry edition; the nightly load needs it once.
     start_date=orc.START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=orc.DEFAULT_ARGS,
+    default_args=orc.default_args(),
     tags=[*orc.TAGS, "reference"],
     doc_md=DOC,
 )
