@@ -344,7 +344,8 @@ def _parse_workbook(path: Path, name: FileName, parsed: ParsedFile) -> None:
     if missing:
         raise _Refused(Finding("S03", params={"missing": "、".join(missing)}))
     try:
-        formulas = _uncached_formulas(path)
+        # an xls FORMULA record always carries its result, so only xlsx can hold an uncached formula
+        formulas = _uncached_formulas(path) if kind == "xlsx" else {}
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise _Refused(Finding("S01", params={
             "detail": f"damaged workbook / 工作簿已损坏 ({type(exc).__name__}: {exc})"})) from None
