@@ -4,7 +4,9 @@ start no other, leave every file in landing, archive or quarantine, and exit wit
 75 instead of 143 and a stack. The next run completes.
 
 The test holds the advisory lock 'load' so that the child is exactly between checking a batch and
-loading it when SIGTERM arrives; then it lets the load go on. Quick: batches checked one after the
+loading it when SIGTERM arrives; then it lets the load go on. Registration takes the same lock, so for an
+ingest the test takes it once the child has registered every file (the landing folder is empty) and
+released it, while the child checks its first batch. Quick: batches checked one after the
 other in the main process; HRSS_SOAK=full: more counties, checked by the worker processes meanwhile.
 """
 
@@ -66,12 +68,22 @@ def _outcomes(settings: Settings, after: int) -> dict[str, set[str]]:
     return found
 
 
-def _terminate_before_a_load(settings: Settings, child: Ingest) -> str:
-    """Hold 'load' until the child waits for it, SIGTERM the child, let it load; return its stderr."""
+def _terminate_before_a_load(settings: Settings, child: Ingest, landing: Path | None = None) -> str:
+    """Hold 'load' until the child waits for it, SIGTERM the child, let it load; return its stderr.
+    With ``landing``, the lock is taken once the child has registered the folder's files."""
     holder = psycopg.connect(settings.dsn(), autocommit=True, application_name="graceful stop test")
-    try:
-        assert holder.execute("SELECT pg_try_advisory_lock(%s, hashtext('load'))",
+
+    def take_the_lock() -> bool:
+        return holder.execute("SELECT pg_try_advisory_lock(%s, hashtext('load'))",
                               (warehouse.LOCK_NAMESPACE,)).fetchone()[0]
+    try:
+        if landing is not None:
+            wait_for("the child to register every landed file",
+                     lambda: not any(path.is_file() for path in landing.rglob("*")), timeout=300, child=child)
+            wait_for("the child to release the lock after registering", take_the_lock, timeout=60,
+                     child=child)
+        else:
+            assert take_the_lock()
         wait_for("the child to wait for the load lock",
                  lambda: any(app.startswith("hrss load lock") for _, app, _ in backends_of(settings, child)),
                  timeout=300, child=child)
@@ -100,7 +112,7 @@ def test_sigterm_stops_an_ingest_and_a_reprocess_between_batches(settings: Setti
     with connect(settings, role=LOADER) as conn:
         before = conn.execute("SELECT coalesce(max(submission_id), 0) FROM raw.submission").fetchone()[0]
     said = _terminate_before_a_load(settings, _hrss(settings, tmp_path / "logs", "ingest", "folder",
-                                                    "--landing", str(landing)))
+                                                    "--landing", str(landing)), landing)
     outcomes = _outcomes(settings, before)
     loaded = sorted(county for county, found in outcomes.items() if "pending" not in found)
     assert len(loaded) == 1, outcomes  # the batch being loaded was finished, no other started
