@@ -44,6 +44,21 @@ DEFAULT_ARGS: dict[str, Any] = {
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def alerting() -> dict[str, Any]:
+    """DAG arguments that mail on every task failure and every run failure (see ``alerts``)."""
+    from hrss_warehouse import alerts
+
+    return {"default_args": {**DEFAULT_ARGS, "on_failure_callback": alerts.TASK_ALERTS},
+            "on_failure_callback": alerts.DAG_ALERTS}
+
+
+def publish_deadline() -> Any:
+    """jcpt_nightly's DeadlineAlert: the marts published by 06:00 local, else a mail (see ``alerts``)."""
+    from hrss_warehouse import alerts
+
+    return alerts.publish_deadline()
+
+
 class DbtManifestMissing(RuntimeError):
     """The DAG cannot render its dbt tasks; the message says how to produce the manifest."""
 
@@ -66,20 +81,30 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def stage(func: F) -> F:
-    """Run a stage so that only transient database errors reach Airflow's retry logic."""
+    """Run a stage so that only transient database errors reach Airflow's retry logic, and record its
+    run metrics (``ops.stage_run``) whether it succeeds or fails."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from datetime import UTC, datetime
+
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+        from hrss_warehouse import ops
+
+        started_at = datetime.now(UTC)
         try:
-            return func(*args, **kwargs)
-        except AirflowException:
+            result = func(*args, **kwargs)
+        except AirflowException as exc:
+            ops.record_task(func.__name__, args, None, started_at, exc)
             raise
         except Exception as exc:
+            ops.record_task(func.__name__, args, None, started_at, exc)
             if is_transient(exc):
                 raise
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        ops.record_task(func.__name__, args, result, started_at, None)
+        return result
 
     return wrapper  # type: ignore[return-value]
 
@@ -101,10 +126,15 @@ def discover(landing: str | None, min_age_s: float | None = None) -> dict:
 
 @stage
 def register(scan: dict) -> list[dict]:
-    from hrss_warehouse import land
+    from hrss_warehouse import land, lineage
     from hrss_warehouse import register as register_stage
 
-    return register_stage.register_files(settings(), land.Scan.from_dict(scan))
+    current = settings()
+    found = land.Scan.from_dict(scan)
+    batches = register_stage.register_files(current, found)
+    lineage.report([lineage.file_uri(path) for path in found.files],
+                   [lineage.table_uri(current, "raw", "submission")])
+    return batches
 
 
 @stage
@@ -116,16 +146,30 @@ def parse_and_check(batch: dict) -> dict:
 
 @stage
 def load(batch_result: dict) -> dict:
+    from hrss_warehouse import lineage
     from hrss_warehouse import load as load_stage
+    from hrss_warehouse.spec import load_spec
 
-    return load_stage.load_batch(settings(), batch_result)
+    current = settings()
+    loaded = load_stage.load_batch(current, batch_result)
+    tables = sorted({load_spec().raw_table(f["form"]) for f in batch_result["rows_files"]})
+    lineage.report([lineage.table_uri(current, "raw", "submission")],
+                   [lineage.table_uri(current, "raw", t) for t in tables])
+    return loaded
 
 
 @stage
 def publish() -> dict:
+    from hrss_warehouse import lineage
     from hrss_warehouse import publish as publish_stage
+    from hrss_warehouse.transform import BUILD_SCHEMA
 
-    return publish_stage.publish(settings())
+    current = settings()
+    published = publish_stage.publish(current)
+    marts = published_marts()
+    lineage.report([lineage.table_uri(current, BUILD_SCHEMA, m) for m in marts],
+                   [lineage.table_uri(current, publish_stage.PUBLISHED_SCHEMA, m) for m in marts])
+    return published
 
 
 @stage

@@ -316,6 +316,7 @@ def warehouse_lock(settings: Settings, name: str, *, wait: bool = True,
 
 
 BOOTSTRAP_SQL = (Path(__file__).parent / "sql" / "bootstrap.sql").read_text()
+OPS_SQL = (Path(__file__).parent / "sql" / "ops.sql").read_text()
 
 
 def bootstrap(settings: Settings) -> None:
@@ -332,6 +333,7 @@ def bootstrap(settings: Settings) -> None:
         # One bootstrap at a time: two concurrent CREATE ROLE IF NOT EXISTS would race.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('hrss_bootstrap'))")
         conn.execute(BOOTSTRAP_SQL)
+        conn.execute(OPS_SQL)
         conn.execute(sql.SQL("ALTER ROLE bi_reader WITH LOGIN PASSWORD {}").format(
             sql.Literal(settings.bi_password)))
         conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(AIRFLOW_DB)))
