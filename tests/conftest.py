@@ -68,6 +68,13 @@ def settings() -> Iterator[Settings]:
     warehouse.stop(current)
 
 
+@pytest.fixture
+def empty_warehouse(settings: Settings) -> Settings:
+    """Empty project schemas (the registry's included) for this one test, not just for its module."""
+    reset_warehouse(settings)
+    return settings
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Reset the warehouse before the first test of each module that uses it."""

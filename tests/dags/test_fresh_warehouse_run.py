@@ -1,5 +1,7 @@
 """End to end on a warehouse with nothing loaded: the golden corpus (tests/golden/) goes through
-`hrss warehouse start` and `hrss run` with no `hrss reference load` first, and the marts are published.
+`hrss warehouse start` and then either the commands a data engineer types by hand (`hrss ingest folder`,
+`hrss dbt build --publish`) or `hrss run` (the nightly DAG through Airflow, one task per dbt model: four
+minutes here, so `make soak`), with no `hrss reference load` first, and the marts are published.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,10 +43,28 @@ def _hrss(settings: Settings, *args: str, timeout: float) -> subprocess.Complete
                           text=True, timeout=timeout, check=False, cwd=settings.home)
 
 
-@pytest.mark.slow
+def _by_hand(settings: Settings, landing: Path) -> None:
+    for command in (("ingest", "folder", "--landing", str(landing)), ("dbt", "build", "--publish")):
+        result = _hrss(settings, *command, timeout=900)
+        assert result.returncode == 0, (f"hrss {' '.join(command)}: "
+                                        f"{result.stdout[-4000:]}{result.stderr[-4000:]}")
+
+
+def _through_airflow(settings: Settings, landing: Path) -> None:
+    result = _hrss(settings, "run", "--landing", str(landing), timeout=1800)
+    summary = result.stdout[result.stdout.rfind("jcpt_nightly run "):]
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "marts published" in summary, summary
+
+
+@pytest.mark.parametrize("route", [
+    pytest.param(_by_hand, id="by-hand", marks=pytest.mark.slow),
+    pytest.param(_through_airflow, id="hrss-run", marks=pytest.mark.soak),
+])
 def test_a_fresh_warehouse_runs_the_golden_corpus_with_no_reference_load(
-        settings: Settings, dbt_manifest: Path, tmp_path: Path) -> None:
-    """The module starts on empty project schemas, the registry's included (conftest's reset)."""
+        route: Callable[[Settings, Path], None], empty_warehouse: Settings, dbt_manifest: Path,
+        tmp_path: Path) -> None:
+    settings = empty_warehouse
     assert _version_rows(settings) == []
     started = _hrss(settings, "warehouse", "start", timeout=300)
     assert started.returncode == 0, started.stderr
@@ -55,10 +76,7 @@ def test_a_fresh_warehouse_runs_the_golden_corpus_with_no_reference_load(
         made = write_golden.write_case(cases[case_id], returns, tmp_path / "written")
         shutil.move(made, landing / made.name)
 
-    result = _hrss(settings, "run", "--landing", str(landing), timeout=1800)
-    summary = result.stdout[result.stdout.rfind("jcpt_nightly run "):]
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert "marts published" in summary, summary
+    route(settings, landing)
     assert [v for v, _ in _version_rows(settings)] == [reference.registry_sha256()]
     with connect(settings) as conn:
         found = conn.execute("SELECT file_name, outcome, failed_rules FROM marts.mart_submissions").fetchall()
