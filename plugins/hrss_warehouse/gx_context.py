@@ -1,0 +1,142 @@
+"""The project's file-backed GX context under ``$HRSS_HOME/gx``: the suites of ``expectations/``, one
+ValidationDefinition and one Checkpoint per suite, and the Data Docs site ``$HRSS_HOME/docs/gx``.
+
+Each batch's check runs the Checkpoint of every suite it needs once, under a run name that names the
+batch; the Checkpoint stores the validation result (unexpected counts and sample values, by rule id in
+each expectation's notes) and its UpdateDataDocsAction renders that run into Data Docs. The Data Docs
+index lists the newest ``HRSS_GX_HISTORY`` runs, and older stored results are deleted with their pages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from hrss_warehouse.config import ConfigError, Settings
+
+SITE = "hrss_data_docs"
+DATASOURCE = "hrss_batches"
+ASSET = "check_frame"
+BATCH_DEFINITION = "whole_frame"
+DEFAULT_HISTORY = 200  # validation runs kept per suite (a national year is about 4 batches a suite)
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 20}
+
+
+def history() -> int:
+    raw = os.environ.get("HRSS_GX_HISTORY", str(DEFAULT_HISTORY))
+    try:
+        runs = int(raw)
+    except ValueError:
+        raise ConfigError(f"HRSS_GX_HISTORY must be a whole number of runs, got {raw!r}") from None
+    if runs < 1:
+        raise ConfigError(f"HRSS_GX_HISTORY must be at least 1, got {runs}")
+    return runs
+
+
+@cache
+def context() -> Any:
+    """The file context of this process's ``HRSS_HOME`` with its pandas asset and Data Docs site."""
+    # no usage telemetry from a statistics office's warehouse (GX sends it by default)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    # GX fingerprints every batch it gets (an md5 over the hashed frame, for frames under this many
+    # bytes): about 8 % of a batch's check CPU, for a marker nothing here reads.
+    pandas_execution_engine.HASH_THRESHOLD = 0
+
+    settings = Settings.from_env()
+    ctx = gx.get_context(mode="file", project_root_dir=str(settings.home))
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)  # task logs, not a terminal
+    docs = settings.docs_dir / "gx"
+    site = {"class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
+                                   "validation_results_limit": history()}}
+    if ctx.get_site_names() != [SITE] or ctx.variables.data_docs_sites.get(SITE) != site:
+        for name in ctx.get_site_names():
+            ctx.delete_data_docs_site(name)  # GX's default site under gx/uncommitted: one site only
+        ctx.add_data_docs_site(site_name=SITE, site_config=site)
+    try:
+        source = ctx.data_sources.get(DATASOURCE)
+    except KeyError:
+        source = ctx.data_sources.add_pandas(DATASOURCE)
+    names = source.get_asset_names()
+    asset = source.get_asset(ASSET) if ASSET in names else source.add_dataframe_asset(ASSET)
+    try:
+        asset.get_batch_definition(BATCH_DEFINITION)
+    except KeyError:
+        asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+    return ctx
+
+
+def batch_definition() -> Any:
+    return context().data_sources.get(DATASOURCE).get_asset(ASSET).get_batch_definition(BATCH_DEFINITION)
+
+
+_checkpoints: dict[str, tuple[str, Any]] = {}  # suite name -> (the suite's JSON, its Checkpoint)
+
+
+def checkpoint(suite_text: str) -> Any:
+    """The Checkpoint of a suite (its JSON as generated from the spec), added or updated in the store
+    when this process first meets that suite or a changed version of it (an edited spec)."""
+    name = json.loads(suite_text)["name"]
+    known = _checkpoints.get(name)
+    if known is None or known[0] != suite_text:
+        _checkpoints[name] = (suite_text, _store_checkpoint(suite_text))
+    return _checkpoints[name][1]
+
+
+def _store_checkpoint(suite_text: str) -> Any:
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    ctx = context()
+    suite = json.loads(suite_text)
+    expectations = [{**e, "notes": f"{e['meta']['rule_id']}: {e['meta'].get('expectation', '')}"}
+                    for e in suite["expectations"]]
+    stored = ctx.suites.add_or_update(gx.ExpectationSuite(name=suite["name"], expectations=expectations,
+                                                          meta=suite.get("meta", {})))
+    definition = ctx.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=suite["name"], data=batch_definition(), suite=stored))
+    return ctx.checkpoints.add_or_update(gx.Checkpoint(
+        name=suite["name"], validation_definitions=[definition], result_format=RESULT_FORMAT,
+        actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])]))
+
+
+def run_checkpoint(suite: dict, frame: Any, run_name: str) -> Any:
+    """Run a suite's Checkpoint over ``frame``: the stored, rendered validation result."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    result = checkpoint(json.dumps(suite, sort_keys=True)).run(
+        batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=run_name))
+    prune(suite["name"])
+    (validation,) = result.run_results.values()
+    return validation
+
+
+def prune(suite_name: str) -> None:
+    """Keep the newest ``HRSS_GX_HISTORY`` stored runs of a suite, with their Data Docs pages."""
+    settings = Settings.from_env()
+    keep = history()
+    for root in (settings.home / "gx" / "uncommitted" / "validations",
+                 settings.docs_dir / "gx" / "validations"):
+        runs = sorted((p for p in (root / suite_name).glob("*") if p.is_dir()),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in runs[keep:]:
+            shutil.rmtree(old, ignore_errors=True)  # another process may prune the same run
+
+
+def build_data_docs() -> Path:
+    """Render the suites and the stored runs into the Data Docs site; returns its index page."""
+    ctx = context()
+    ctx.build_data_docs(site_names=[SITE])
+    return Settings.from_env().docs_dir / "gx" / "index.html"
