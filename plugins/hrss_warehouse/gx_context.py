@@ -136,7 +136,13 @@ def prune(suite_name: str) -> None:
 
 
 def build_data_docs() -> Path:
-    """Render the suites and the stored runs into the Data Docs site; returns its index page."""
+    """Render every suite of the spec and the stored runs into the Data Docs site; its index page."""
+    from hrss_warehouse.check import load_suite_dict
+    from hrss_warehouse.spec import load_spec
+
+    for form, versions in load_spec().forms.items():
+        for version in versions:
+            checkpoint(json.dumps(load_suite_dict(form, version), sort_keys=True))
     ctx = context()
     ctx.build_data_docs(site_names=[SITE])
     return Settings.from_env().docs_dir / "gx" / "index.html"

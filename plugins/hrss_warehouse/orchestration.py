@@ -75,9 +75,13 @@ def register(scan: dict) -> list[dict]:
 
 
 def parse_and_check(batch: dict) -> dict:
-    from hrss_warehouse import check
+    import logging
 
-    return check.parse_and_check_batch(settings(), batch)
+    from hrss_warehouse import check, pipeline
+
+    result = check.parse_and_check_batch(settings(), batch)
+    logging.getLogger(__name__).info("checked %s", pipeline.batch_words(result))  # the task log's line
+    return result
 
 
 def load(batch_result: dict) -> dict:
@@ -93,10 +97,12 @@ def publish() -> dict:
 
 
 def reports(batches: list[dict]) -> dict:
-    from hrss_warehouse import report
+    from hrss_warehouse import report, transform
 
     ids = sorted({int(i) for batch in batches for i in batch["submission_ids"]})
-    return report.write_reports(settings(), ids)
+    written = report.write_reports(settings(), ids)
+    # Runs after publish only: the dbt docs describe the marts BI now reads (served in the Airflow UI).
+    return {**written, "dbt_docs": str(transform.docs_generate(settings()))}
 
 
 def export_sdmx(enabled: bool) -> dict:
@@ -277,6 +283,11 @@ class RunSummary:
         written = next(iter(self.results.get("reports", [])), None) or {}
         lines.append(f"  reports: {len(written.get('reports', []))} in {settings.reports_dir}")
         lines.append(f"  data docs: {written.get('data_docs') or settings.docs_dir}")
+        from hrss_warehouse import airflow_env, docs_plugin
+
+        base_url = f"http://127.0.0.1:{airflow_env.api_port()}"
+        lines.append(f"  in the Airflow UI ({base_url}, `make airflow`):")
+        lines += [f"    {name}: {url}" for name, url in docs_plugin.links(base_url).items()]
         return "\n".join(lines)
 
 
