@@ -209,23 +209,29 @@ def _validate(batch, suite: dict, result_format) -> list:
 
 
 def run_suite(frame: pd.DataFrame, suite: dict,
-              run_name: str = "hrss check") -> list[tuple[dict, dict, list[dict]]]:
+              run_name: str | None = None) -> list[tuple[dict, dict, list[dict]]]:
     """Validate ``frame`` against ``suite``; per failed expectation: its meta, kwargs, unexpected rows.
 
     Two passes: the suite's Checkpoint first (unexpected counts and sample values, stored under
-    ``run_name`` and rendered into Data Docs), then only the failed expectations again listing their
-    unexpected rows (COMPLETE costs about twice as much and most expectations pass).
+    ``run_name`` for Data Docs; with no run name, a plain validation that stores nothing), then only
+    the failed expectations again listing their unexpected rows (COMPLETE costs about twice as much
+    and most expectations pass).
     """
     from hrss_warehouse import gx_context
 
     _, _, batch_definition = _gx()
-    stored = gx_context.run_checkpoint(suite, frame, run_name)
-    _raise_for_errors(stored.results)
-    failing = {outcome.expectation_config.meta["expectation"]
-               for outcome in stored.results if not outcome.success}
+    batch = None
+    if run_name is None:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        first = _validate(batch, suite, "BOOLEAN_ONLY")
+    else:
+        first = gx_context.run_checkpoint(suite, frame, run_name).results
+        _raise_for_errors(first)
+    failing = {outcome.expectation_config.meta["expectation"] for outcome in first if not outcome.success}
     if not failing:
         return []
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    if batch is None:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     again = {**suite, "expectations": [e for e in suite["expectations"]
                                        if e["meta"]["expectation"] in failing]}
     complete = {"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS,
@@ -480,9 +486,10 @@ def _joined_cells(forms: list[ParsedForm], subs: list[SubmissionRef]) -> pd.Data
 
 
 def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict,
-             run_name: str = "hrss check") -> Evaluation:
+             run_name: str | None = None) -> Evaluation:
     """Parse each file once and run every rule over all submissions together: cells are normalised
-    and checked per form version over the concatenated rows (one GX run per suite), not per file."""
+    and checked per form version over the concatenated rows (one GX run per suite), not per file.
+    ``run_name`` names the stored GX runs (a batch); None stores nothing (a dry check of files)."""
     spec = load_spec()
     files: dict[str, list[SubmissionRef]] = {}
     for sub in subs:

@@ -3,8 +3,10 @@ ValidationDefinition and one Checkpoint per suite, and the Data Docs site ``$HRS
 
 Each batch's check runs the Checkpoint of every suite it needs once, under a run name that names the
 batch; the Checkpoint stores the validation result (unexpected counts and sample values, by rule id in
-each expectation's notes) and its UpdateDataDocsAction renders that run into Data Docs. The Data Docs
-index lists the newest ``HRSS_GX_HISTORY`` runs, and older stored results are deleted with their pages.
+each expectation's notes). The runs are rendered into Data Docs once per ingest run, by the reports
+stage (``build_data_docs``), not by the Checkpoint: rendering a run costs more than checking a batch, and
+GX would rebuild the site index after every suite. The newest ``HRSS_GX_HISTORY`` runs of each suite are
+kept, and older stored results are deleted with their pages.
 """
 
 from __future__ import annotations
@@ -57,10 +59,11 @@ def context() -> Any:
     ctx = gx.get_context(mode="file", project_root_dir=str(settings.home))
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)  # task logs, not a terminal
     docs = settings.docs_dir / "gx"
+    # No validation_results_limit: GX applies it over all suites together, and would leave runs of a
+    # large reprocess unrendered; prune() bounds the stored runs per suite instead.
     site = {"class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
-                                   "validation_results_limit": history()}}
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}}
     if ctx.get_site_names() != [SITE] or ctx.variables.data_docs_sites.get(SITE) != site:
         for name in ctx.get_site_names():
             ctx.delete_data_docs_site(name)  # GX's default site under gx/uncommitted: one site only
@@ -97,7 +100,6 @@ def checkpoint(suite_text: str) -> Any:
 
 def _store_checkpoint(suite_text: str) -> Any:
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
 
     ctx = context()
     suite = json.loads(suite_text)
@@ -108,12 +110,11 @@ def _store_checkpoint(suite_text: str) -> Any:
     definition = ctx.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=suite["name"], data=batch_definition(), suite=stored))
     return ctx.checkpoints.add_or_update(gx.Checkpoint(
-        name=suite["name"], validation_definitions=[definition], result_format=RESULT_FORMAT,
-        actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])]))
+        name=suite["name"], validation_definitions=[definition], result_format=RESULT_FORMAT, actions=[]))
 
 
 def run_checkpoint(suite: dict, frame: Any, run_name: str) -> Any:
-    """Run a suite's Checkpoint over ``frame``: the stored, rendered validation result."""
+    """Run a suite's Checkpoint over ``frame``: the stored validation result."""
     from great_expectations.core.run_identifier import RunIdentifier
 
     result = checkpoint(json.dumps(suite, sort_keys=True)).run(
@@ -136,13 +137,27 @@ def prune(suite_name: str) -> None:
 
 
 def build_data_docs() -> Path:
-    """Render every suite of the spec and the stored runs into the Data Docs site; its index page."""
+    """Render every suite of the spec and each stored run that has no page yet into the Data Docs site,
+    then its index; the index page. A run's page never changes, so earlier runs are not rendered again."""
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
     from hrss_warehouse.check import load_suite_dict
     from hrss_warehouse.spec import load_spec
 
+    suites = []
     for form, versions in load_spec().forms.items():
         for version in versions:
-            checkpoint(json.dumps(load_suite_dict(form, version), sort_keys=True))
+            suite = load_suite_dict(form, version)
+            checkpoint(json.dumps(suite, sort_keys=True))
+            suites.append(ExpectationSuiteIdentifier(name=suite["name"]))
     ctx = context()
-    ctx.build_data_docs(site_names=[SITE])
+    pages = Settings.from_env().docs_dir / "gx" / "validations"
+    new_runs = [key for key in ctx.validation_results_store.list_keys()
+                if not _page_of(pages, key.to_tuple()).exists()]
+    ctx.build_data_docs(site_names=[SITE], resource_identifiers=suites + new_runs)
     return Settings.from_env().docs_dir / "gx" / "index.html"
+
+
+def _page_of(pages: Path, key: tuple[str, ...]) -> Path:
+    """Where the Data Docs site writes a stored run's page (its store key as folders, ``.html``)."""
+    return pages.joinpath(*key[:-1]) / f"{key[-1]}.html"
