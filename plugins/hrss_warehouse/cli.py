@@ -283,21 +283,25 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
         print(build_data_docs(settings))
         return 0
-    from hrss_warehouse import pipeline
+    from hrss_warehouse import graceful, pipeline
 
-    if args.action == "folder":
-        from hrss_warehouse.land import default_min_age_s
+    try:
+        if args.action == "folder":
+            from hrss_warehouse.land import default_min_age_s
 
-        # the live landing folder may hold uploads still writing; a folder named by hand is finished
-        landing = Path(args.landing) if args.landing else settings.landing_dir
-        min_age_s = default_min_age_s(settings, scheduled=not args.landing)
-        result = pipeline.ingest_folder(settings, landing, min_age_s=min_age_s)
-        result.pop("submission_ids")
-    else:
-        if args.year is None:
-            print("hrss: `hrss ingest reprocess` needs --year", file=sys.stderr)
-            return 2
-        result = pipeline.reprocess_year(settings, args.year, args.county or None, dry_run=args.dry_run)
+            # the live landing folder may hold uploads still writing; a folder named by hand is finished
+            landing = Path(args.landing) if args.landing else settings.landing_dir
+            min_age_s = default_min_age_s(settings, scheduled=not args.landing)
+            result = pipeline.ingest_folder(settings, landing, min_age_s=min_age_s)
+            result.pop("submission_ids")
+        else:
+            if args.year is None:
+                print("hrss: `hrss ingest reprocess` needs --year", file=sys.stderr)
+                return 2
+            result = pipeline.reprocess_year(settings, args.year, args.county or None, dry_run=args.dry_run)
+    except graceful.Stopped as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return graceful.STOPPED_EXIT_CODE
     print(json.dumps(result, ensure_ascii=False, indent=1, default=str))
     return 0
 
@@ -405,8 +409,44 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     exp.set_defaults(handler=_export)
 
 
+def _recovery(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from hrss_warehouse import backup, graceful, rebuild
+
+    try:
+        if args.command == "rebuild":
+            result = rebuild.rebuild_from_archive(settings)
+        elif args.command == "backup":
+            result = backup.backup(settings, args.folder)
+        else:
+            result = backup.restore(settings, args.folder)
+    except (rebuild.RebuildError, backup.BackupError) as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return 2
+    except graceful.Stopped as exc:
+        print(f"hrss: {exc}", file=sys.stderr)
+        return graceful.STOPPED_EXIT_CODE
+    print(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    return 0
+
+
+def _add_recovery(commands: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    rebuild = commands.add_parser("rebuild", help="rebuild a fresh warehouse from archive/ and quarantine/")
+    rebuild.add_argument("--from-archive", action="store_true", required=True,
+                         help="register every stored file again in received order, then load, build, publish")
+    backup = commands.add_parser("backup", help="pg_dump of the warehouse, archive/, quarantine/, secrets/")
+    restore = commands.add_parser("restore", help="bring a backup back on a fresh HRSS_HOME")
+    for parser in (backup, restore):
+        parser.add_argument("folder", type=Path, help="the backup folder")
+    for parser in (rebuild, backup, restore):
+        parser.set_defaults(handler=_recovery)
+
+
 COMMAND_GROUPS = (_add_warehouse, _add_reference, _add_airflow, _add_run, _add_generate, _add_dbt, _add_bench,
-                  _add_ingest, _add_summary, _add_check_file, _add_bi, _add_export)
+                  _add_ingest, _add_summary, _add_check_file, _add_bi, _add_export, _add_recovery)
 
 
 def build_parser() -> argparse.ArgumentParser:

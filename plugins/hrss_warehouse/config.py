@@ -22,6 +22,11 @@ EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 
 DEFAULT_PORT = 55432
 DEFAULT_BATCH_SUBMISSIONS = 1200
+# Guard rails of the BI login and of the stages that take exclusive locks (see Settings)
+DEFAULT_BI_STATEMENT_TIMEOUT_S = 300
+DEFAULT_BI_IDLE_IN_TRANSACTION_TIMEOUT_S = 60
+DEFAULT_BI_CONNECTION_LIMIT = 20
+DEFAULT_LOCK_TIMEOUT_S = 120
 WAREHOUSE_DB = "hrss"
 AIRFLOW_DB = "airflow"
 ADMIN_USER = "hrss_admin"
@@ -90,6 +95,14 @@ class Settings:
     check_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # files modified more recently are left in landing (None: the default of the caller, see land.py)
     landing_min_age_s: float | None = None
+    # bi_reader's role settings (applied by the bootstrap): a BI query or an open BI transaction can
+    # neither run nor hold its locks for ever, and BI cannot take every connection the loads need
+    bi_statement_timeout_s: int = DEFAULT_BI_STATEMENT_TIMEOUT_S
+    bi_idle_in_transaction_timeout_s: int = DEFAULT_BI_IDLE_IN_TRANSACTION_TIMEOUT_S
+    bi_connection_limit: int = DEFAULT_BI_CONNECTION_LIMIT
+    # how long dbt build and publish wait for a lock another session holds before giving up; longer
+    # than the idle timeout, so an abandoned BI transaction is ended before the build gives up
+    lock_timeout_s: int = DEFAULT_LOCK_TIMEOUT_S
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -104,7 +117,13 @@ class Settings:
         return cls(home=home, port=port, external_dsn=os.environ.get("HRSS_WAREHOUSE_DSN") or None,
                    batch_submissions=_count("HRSS_BATCH_SUBMISSIONS", DEFAULT_BATCH_SUBMISSIONS),
                    check_workers=_count("HRSS_CHECK_WORKERS", os.cpu_count() or 1),
-                   landing_min_age_s=_seconds("HRSS_LANDING_MIN_AGE_S"))
+                   landing_min_age_s=_seconds("HRSS_LANDING_MIN_AGE_S"),
+                   bi_statement_timeout_s=_count("HRSS_BI_STATEMENT_TIMEOUT_S",
+                                                 DEFAULT_BI_STATEMENT_TIMEOUT_S),
+                   bi_idle_in_transaction_timeout_s=_count("HRSS_BI_IDLE_IN_TRANSACTION_TIMEOUT_S",
+                                                           DEFAULT_BI_IDLE_IN_TRANSACTION_TIMEOUT_S),
+                   bi_connection_limit=_count("HRSS_BI_CONNECTION_LIMIT", DEFAULT_BI_CONNECTION_LIMIT),
+                   lock_timeout_s=_count("HRSS_LOCK_TIMEOUT_S", DEFAULT_LOCK_TIMEOUT_S))
 
     # -- folders -------------------------------------------------------------------------------
     @property

@@ -6,50 +6,83 @@ The DAGs call the same stage functions as separate tasks; this module serves tes
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
-from hrss_warehouse import check, land, load, reference, register, report
+from hrss_warehouse import check, graceful, land, load, reference, register, report
 from hrss_warehouse.config import Settings
 from hrss_warehouse.warehouse import LOADER, connect
 
 
-def checked_batches(settings: Settings, batches: list[dict]) -> Iterator[dict]:
+def checked_batches(settings: Settings, batches: list[dict],
+                    stop: graceful.StopRequest | None = None) -> Iterator[dict]:
     """Parse and check ``batches`` on ``settings.check_workers`` processes, yielding each result as it is
-    ready, so the caller loads one batch while the next ones are checked."""
+    ready, so the caller loads one batch while the next ones are checked. Once ``stop`` is requested, no
+    further batch is started."""
     workers = min(settings.check_workers, len(batches))
     if workers <= 1:
-        yield from (check.parse_and_check_batch(settings, batch) for batch in batches)
+        for batch in batches:
+            if stop is not None and stop.requested:
+                return
+            yield check.parse_and_check_batch(settings, batch)
         return
     check.warm_up()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=graceful.ignore_sigterm) as pool:
         futures = [pool.submit(check.parse_and_check_batch, settings, batch) for batch in batches]
-        for future in as_completed(futures):
-            yield future.result()
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # the caller stopped early: the batches not started are not checked
+            for future in futures:
+                future.cancel()
 
 
 def ingest_folder(settings: Settings, landing: Path, min_age_s: float | None = None) -> dict:
     """Ingest every file waiting in ``landing``; returns counts (and the submissions' ids), and the
-    entries left in landing with their reasons (``min_age_s`` defaults to a finished folder's)."""
+    entries left in landing with their reasons (``min_age_s`` defaults to a finished folder's).
+
+    SIGTERM stops it between two register chunks or two loaded batches (``graceful.Stopped``).
+    """
     if min_age_s is None:
         min_age_s = land.default_min_age_s(settings, scheduled=False)
     scan = land.scan(settings, Path(landing), min_age_s=min_age_s)
-    batches = register.register_files(settings, scan)
-    left = [land.Skipped(p, land.CHANGED_WHILE_READ) for p in scan.files if Path(p).exists()]
+    with graceful.sigterm_stops() as stop:
+        batches = register.register_files(settings, scan, stop=lambda: stop.requested)
+        left = [land.Skipped(p, land.CHANGED_WHILE_READ) for p in scan.files if Path(p).exists()]
+        totals = load_batches(settings, batches, stop)
+    if stop.requested:
+        registered = len(scan.files) - len(left)
+        raise graceful.Stopped(f"stopped on SIGTERM: {registered} of {len(scan.files)} files "
+                               f"registered, {totals['batches_loaded']} of {len(batches)} batches loaded "
+                               f"({totals['rows']} rows); every file is in landing, archive or quarantine "
+                               "and the next run loads the rest")
+    del totals["batches_loaded"]
     skipped = [asdict(s) for s in [*scan.skipped, *left]]
-    totals = {"files": len(scan.files) - len(left), "skipped": skipped, "batches": len(batches),
-              "accepted": 0, "quarantined": 0, "rows": 0}
-    ids = [sid for batch in batches for sid in batch["submission_ids"]]
-    for result in checked_batches(settings, batches):
-        counts = load.load_batch(settings, result)
-        for key in ("accepted", "quarantined", "rows"):
-            totals[key] += counts[key]
+    return {"files": len(scan.files) - len(left), "skipped": skipped, "batches": len(batches), **totals}
+
+
+def load_batches(settings: Settings, batches: list[dict], stop: graceful.StopRequest) -> dict:
+    """Check and load registered ``batches`` (until ``stop`` is requested), then write the feedback
+    reports of the submissions loaded; returns counts and their ids."""
+    totals = {"accepted": 0, "quarantined": 0, "rows": 0, "batches_loaded": 0}
+    loaded: set[int] = set()
+    with contextlib.closing(checked_batches(settings, batches, stop)) as checked:
+        for result in checked:
+            if stop.requested:
+                break
+            counts = load.load_batch(settings, result)
+            loaded.update(entry["submission_id"] for entry in result["submissions"])
+            totals["batches_loaded"] += 1
+            for key in ("accepted", "quarantined", "rows"):
+                totals[key] += counts[key]
+    ids = [sid for batch in batches for sid in batch["submission_ids"] if sid in loaded]
     reports = report.write_reports(settings, ids) if ids else {"reports": []}
-    totals.update(submission_ids=ids, reports=len(reports["reports"]))
-    return totals
+    return {**totals, "submission_ids": ids, "reports": len(reports["reports"])}
 
 
 def _state(settings: Settings, ids: list[int]) -> dict[int, dict]:
@@ -73,18 +106,28 @@ def reprocess_year(settings: Settings, survey_year: int, counties: list[str] | N
             (survey_year, counties, counties)).fetchall()
     before = _state(settings, [r[0] for r in rows])
     changes = []
-    rows_loaded = 0
-    for result in checked_batches(settings, register.pack_batches(rows, settings.batch_submissions)):
-        ids = [entry["submission_id"] for entry in result["submissions"]]
-        if dry_run:
-            after = {e["submission_id"]: {k: e[k] for k in ("outcome", "failed_rules", "soft_flags",
-                                                            "form_version")} for e in result["submissions"]}
-        else:  # as loaded: a submission the warehouse could not load is W01 whatever the checks said
-            rows_loaded += load.load_batch(settings, result)["rows"]
-            after = _state(settings, ids)
-        changes += [{"submission_id": sid, "before": before[sid], "after": after[sid]}
-                    for sid in ids if after[sid] != before[sid]]
+    rows_loaded = done = 0
+    batches = register.pack_batches(rows, settings.batch_submissions)
+    with (graceful.sigterm_stops() as stop,
+          contextlib.closing(checked_batches(settings, batches, stop)) as checked):
+        for result in checked:
+            if stop.requested:
+                break
+            ids = [entry["submission_id"] for entry in result["submissions"]]
+            if dry_run:
+                after = {e["submission_id"]: {k: e[k] for k in ("outcome", "failed_rules", "soft_flags",
+                                                                "form_version")}
+                         for e in result["submissions"]}
+            else:  # as loaded: a submission the warehouse could not load is W01 whatever the checks said
+                rows_loaded += load.load_batch(settings, result)["rows"]
+                after = _state(settings, ids)
+            changes += [{"submission_id": sid, "before": before[sid], "after": after[sid]}
+                        for sid in ids if after[sid] != before[sid]]
+            done += 1
     if not dry_run and changes:
         report.write_reports(settings, [c["submission_id"] for c in changes])
+    if stop.requested:
+        raise graceful.Stopped(f"stopped on SIGTERM: {done} of {len(batches)} batches of {survey_year} "
+                               "reprocessed, each one whole; reprocess the year again to finish")
     return {"survey_year": survey_year, "submissions": len(rows), "changed": changes,
             "dry_run": dry_run, "rows_loaded": rows_loaded}

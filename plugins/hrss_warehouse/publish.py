@@ -24,14 +24,20 @@ from psycopg import sql
 
 from hrss_warehouse.config import Settings
 from hrss_warehouse.transform import BUILD_SCHEMA
-from hrss_warehouse.warehouse import BI_READER, TRANSFORMER, WarehouseError, connect, warehouse_lock
+from hrss_warehouse.warehouse import (
+    BI_READER,
+    TRANSFORMER,
+    WarehouseError,
+    connect,
+    lock_holders,
+    warehouse_lock,
+)
 
 PUBLISHED_SCHEMA = "marts"
 RETIRED_SCHEMA = "marts_retired"
 FIGURES_TABLE = "mart_rollup_figures"
 _FIGURE_KEY = ("mart", "survey_year", "region_code", "platform_level", "funding_source", "indicator")
 MARKER_TABLE = "mart_build_info"
-LOCK_TIMEOUT = "60s"  # a long BI query holds the old tables; wait for it, but not forever
 PUBLISH_WAIT_S = 600.0  # another publish (a dbt build ahead of it) takes minutes, not hours
 
 
@@ -57,7 +63,7 @@ def publish(settings: Settings) -> dict:
     Returns what was published: invocation_id, built_at, the number of tables, and the
     build it replaced. Raises PublishError (marts untouched) when there is no complete build, when
     another publish holds the 'publish' lock for too long, or when BI queries hold the old marts
-    past LOCK_TIMEOUT.
+    past ``settings.lock_timeout_s`` (the message names the sessions holding them).
     """
     try:
         # Serialise publishers (two swaps at once would both rename `marts`) with the same advisory
@@ -71,7 +77,8 @@ def publish(settings: Settings) -> dict:
 def _swap(settings: Settings) -> dict:
     ident = sql.Identifier
     with connect(settings, role=TRANSFORMER) as conn:
-        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+        # a long BI query holds the old tables: wait for it, but not forever
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{settings.lock_timeout_s}s")))
         if not _schema_exists(conn, BUILD_SCHEMA):
             raise PublishError(
                 f"no build to publish: schema {BUILD_SCHEMA} does not exist (run `hrss dbt build`)")
@@ -113,10 +120,12 @@ def _swap(settings: Settings) -> dict:
             conn.commit()
         except psycopg.errors.LockNotAvailable as exc:
             conn.rollback()
-            raise PublishError(f"the swap into {PUBLISHED_SCHEMA} waited {LOCK_TIMEOUT} for queries still "
-                               f"reading the published marts and was rolled back; the published marts are "
-                               f"unchanged, publish again (`hrss dbt build --publish` or the DAG's publish "
-                               f"task) when they have finished") from exc
+            holders = lock_holders(settings, [PUBLISHED_SCHEMA, BUILD_SCHEMA])
+            raise PublishError(f"the swap into {PUBLISHED_SCHEMA} waited {settings.lock_timeout_s} s "
+                               f"(HRSS_LOCK_TIMEOUT_S) for sessions still reading the published marts and "
+                               f"was rolled back: the lock is held by {holders}; the published marts are "
+                               f"unchanged, publish again (`hrss publish` or the DAG's publish task) when "
+                               f"they have finished") from exc
         except psycopg.Error as exc:
             conn.rollback()
             raise PublishError(f"the swap into {PUBLISHED_SCHEMA} failed and was rolled back: {exc}") from exc

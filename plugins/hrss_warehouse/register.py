@@ -27,12 +27,15 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hrss_warehouse import land
+import psycopg
+
+from hrss_warehouse import land, receipts_manifest
 from hrss_warehouse.config import Settings
 from hrss_warehouse.land import ArchiveError, Scan
 from hrss_warehouse.spec import load_spec
@@ -228,7 +231,7 @@ def _county_batches(counties: dict[str, list[int]], size: int) -> list[dict]:
              "submission_ids": [i for county in group for i in counties[county]]} for group in groups]
 
 
-def register_files(settings: Settings, scan: Scan) -> list[dict]:
+def register_files(settings: Settings, scan: Scan, stop: Callable[[], bool] | None = None) -> list[dict]:
     """Record and archive each file the scan found; return the submissions to check, packed into batches.
 
     Runs under the advisory lock ``load``, so two ingests started at the same instant register one after
@@ -237,8 +240,55 @@ def register_files(settings: Settings, scan: Scan) -> list[dict]:
     a file that changed while it was read stays in landing for the next run. Files are recorded a chunk
     at a time (one transaction per chunk); then each copy is renamed to its content address and only
     then does the landed file go. Submissions left ``pending`` by an earlier interrupted run are returned
-    too, so a rerun finishes them.
+    too, so a rerun finishes them. When ``stop()`` turns true (SIGTERM) no further chunk is started: the
+    files not yet recorded stay in landing.
     """
+    def register(conn, copies_of) -> None:
+        window = _ScanWindow.of(settings, conn, scan)
+        for start in range(0, len(scan.files), REGISTER_CHUNK):
+            if stop is not None and stop():
+                break
+            # a file already registered by an earlier run (or another ingest) is gone from landing
+            chunk = [Path(f) for f in scan.files[start:start + REGISTER_CHUNK] if os.path.isfile(f)]
+            _register_chunk(settings, conn, copies_of(chunk), window.arrival)
+        window.record(conn)
+
+    return _registering(settings, register)
+
+
+def register_replayed(settings: Settings, scans: list[dict], landed: list[tuple[Path, dict]]) -> list[dict]:
+    """Register copies of stored files again with the arrivals their receipts recorded (``hrss rebuild
+    --from-archive``): ``scans`` are raw.landing_scan rows, restored first with their ids; ``landed`` pairs
+    a copy, named as the file was received, with its receipt row (received time, scan, modification time,
+    first scan, sub-folder), in received order and no two of one name in a chunk. Returns the batches."""
+    def register(conn, copies_of) -> None:
+        with conn.transaction(), conn.cursor() as cur:
+            for row in scans:
+                cur.execute("INSERT INTO raw.landing_scan (scan_id, landing, started_at, finished_at, "
+                            "recorded_at) OVERRIDING SYSTEM VALUE VALUES (%(scan_id)s, %(landing)s, "
+                            "%(started_at)s, %(finished_at)s, %(recorded_at)s) RETURNING *", row)
+                # committed with the block below, or the rebuild fails and starts over with a new archive
+                receipts_manifest.record_scan(settings, cur, committed=True)
+            cur.execute("SELECT setval(pg_get_serial_sequence('raw.landing_scan', 'scan_id'), "
+                        "greatest((SELECT max(scan_id) FROM raw.landing_scan), 1))")
+        recorded = {path: receipt for path, receipt in landed}
+
+        def arrival(conn, copied: _Copy) -> tuple:
+            receipt = recorded[copied.source]
+            return (receipt["file_name"], receipt["received_at"], receipt["scan_id"], receipt["modified_at"],
+                    receipt["first_scan"], receipt["landing_subfolder"])
+
+        paths = [path for path, _ in landed]
+        for start in range(0, len(paths), REGISTER_CHUNK):
+            _register_chunk(settings, conn, copies_of(paths[start:start + REGISTER_CHUNK]), arrival)
+
+    return _registering(settings, register)
+
+
+def _registering(settings: Settings, register: Callable) -> list[dict]:
+    """Run ``register(conn, copies_of)`` under the 'load' lock with an empty ``archive/.incoming/``;
+    ``copies_of(paths)`` copies a chunk of landed files in (those that changed or vanished left out).
+    Returns every pending submission packed into batches."""
     from hrss_warehouse import reference
     from hrss_warehouse.load import ensure_schema
     from hrss_warehouse.warehouse import LOADER, connect, warehouse_lock
@@ -252,17 +302,16 @@ def register_files(settings: Settings, scan: Scan) -> list[dict]:
           ThreadPoolExecutor(max_workers=max(COPY_THREADS, settings.check_workers)) as copiers):
         shutil.rmtree(incoming, ignore_errors=True)  # copies of a run that died (we hold the lock)
         incoming.mkdir(parents=True, exist_ok=True)
-        window = _ScanWindow.of(conn, scan)
-        for start in range(0, len(scan.files), REGISTER_CHUNK):
-            # a file already registered by an earlier run (or another ingest) is gone from landing
-            chunk = [Path(f) for f in scan.files[start:start + REGISTER_CHUNK] if os.path.isfile(f)]
+
+        def copies_of(chunk: list[Path]) -> list[_Copy]:
             try:
                 copies = list(copiers.map(lambda source: _copy_in(incoming, source), chunk))
             except ArchiveError:
                 shutil.rmtree(incoming, ignore_errors=True)  # the other copies of the chunk
                 raise
-            _register_chunk(settings, conn, scan, window, [c for c in copies if c is not None])
-        window.record(conn)
+            return [c for c in copies if c is not None]
+
+        register(conn, copies_of)
         shutil.rmtree(incoming, ignore_errors=True)
         rows = conn.execute(
             "SELECT submission_id, county_code FROM raw.submission WHERE outcome = 'pending' "
@@ -275,26 +324,37 @@ def register_files(settings: Settings, scan: Scan) -> list[dict]:
 class _ScanWindow:
     """A scan as recorded in raw.landing_scan, and the window it gives received times."""
 
+    settings: Settings
     scan: Scan
     previous_start: datetime | None  # the previous scan of the same folder (None: this is its first)
     scan_id: int | None = None
 
     @classmethod
-    def of(cls, conn, scan: Scan) -> _ScanWindow:
+    def of(cls, settings: Settings, conn, scan: Scan) -> _ScanWindow:
         row = conn.execute("SELECT max(started_at) FROM raw.landing_scan WHERE landing = %s "
                            "AND started_at < %s", (scan.landing, scan.started_at)).fetchone()
-        return cls(scan, row[0])
+        return cls(settings, scan, row[0])
 
     def record(self, conn) -> int:
-        """The scan's id, recording the scan on first use (within the caller's transaction, if any)."""
+        """The scan's id, recording the scan on first use (within the caller's transaction, if any), and
+        its line in the receipts manifest."""
         if self.scan_id is None:
-            self.scan_id = conn.execute(
-                "INSERT INTO raw.landing_scan (landing, started_at, finished_at) VALUES (%s, %s, %s) "
-                "ON CONFLICT ON CONSTRAINT landing_scan_once "
-                "DO UPDATE SET finished_at = EXCLUDED.finished_at RETURNING scan_id",
-                (self.scan.landing, self.scan.started_at, self.scan.finished_at)
-            ).fetchone()[0]
+            with conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO raw.landing_scan (landing, started_at, finished_at) VALUES (%s, %s, %s) "
+                    "ON CONFLICT ON CONSTRAINT landing_scan_once "
+                    "DO UPDATE SET finished_at = EXCLUDED.finished_at RETURNING *",
+                    (self.scan.landing, self.scan.started_at, self.scan.finished_at))
+                # outside a transaction of the caller's, the row is committed before its line is written
+                committed = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                self.scan_id = receipts_manifest.record_scan(self.settings, cur, committed=committed)
         return self.scan_id
+
+    def arrival(self, conn, copied: _Copy) -> tuple:
+        """A receipt's file name, received time, scan, modification time, first scan and sub-folder."""
+        return (printable_name(copied.source.name), self.received_at(copied.modified), self.record(conn),
+                copied.modified, self.previous_start is None,
+                printable_name(self.scan.subfolder(copied.source)))
 
     def received_at(self, modified: datetime) -> datetime:
         """The spec's received time (survey_spec/README.md, "Revisions"): the modification time clamped
@@ -398,7 +458,9 @@ def _pause_if_asked(home: Path, source: Path) -> None:
         time.sleep(0.05)
 
 
-def _register_chunk(settings: Settings, conn, scan: Scan, window: _ScanWindow, copies: list[_Copy]) -> None:
+def _register_chunk(settings: Settings, conn, copies: list[_Copy], arrival: Callable[..., tuple]) -> None:
+    """Record a chunk of copies in one transaction, each receipt with ``arrival(conn, copy)`` (its file
+    name, received time, scan id, modification time, first scan, sub-folder), then store the copies."""
     if not copies:
         return
     known = dict(conn.execute(
@@ -408,17 +470,13 @@ def _register_chunk(settings: Settings, conn, scan: Scan, window: _ScanWindow, c
     taken: set[str] = set()  # checksums this chunk stores in the archive (a second copy is a re-send)
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
     with conn.transaction(), conn.cursor() as cur:
-        scan_id = window.record(cur)
         for index, copied in enumerate(copies):
             sha = copied.sha256
-            file_name = printable_name(copied.source.name)
-            received_at = window.received_at(copied.modified)
-            arrival = (scan_id, copied.modified, window.previous_start is None,
-                       printable_name(scan.subfolder(copied.source)))
+            file_name, received_at, *arrived = arrival(conn, copied)
             if sha in taken or (sha in known and stored_file(settings, known[sha]).exists()):
                 # A re-send: keep this copy too, beside the archive, and record the receipt only.
                 target = settings.archive_dir / "resent" / f"{sha}.{stamp}.{index}"
-                receipts.append((sha, file_name, received_at, str(target), *arrival))
+                receipts.append((sha, file_name, received_at, str(target), *arrived))
                 placements.append((copied, target))
                 continue
             taken.add(sha)
@@ -427,15 +485,16 @@ def _register_chunk(settings: Settings, conn, scan: Scan, window: _ScanWindow, c
                 continue
             name = parse_file_name(copied.source.name)
             target = archive_path(settings, sha, name.kind if name else None)
-            receipts.append((sha, file_name, received_at, str(target), *arrival))
+            receipts.append((sha, file_name, received_at, str(target), *arrived))
             for form in forms_of(copied.temp, name):  # read from the copy: the bytes that were hashed
                 submissions.append((sha, copied.size, file_name, name.county_code if name else None,
                                     name.survey_year if name else None, form,
                                     name.revision if name else None, received_at, str(target)))
             placements.append((copied, target))
         cur.executemany("INSERT INTO raw.receipt (sha256, file_name, received_at, stored_path, scan_id, "
-                        "modified_at, first_scan, landing_subfolder) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
-                        receipts)
+                        "modified_at, first_scan, landing_subfolder) VALUES (%s,%s,%s,%s,%s,%s,%s,%s) "
+                        "RETURNING *", receipts, returning=True)
+        receipts_manifest.record(settings, cur)
         cur.executemany("INSERT INTO raw.submission (sha256, size_bytes, file_name, county_code, survey_year,"
                         " form, revision, received_at, archived_path) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                         submissions)

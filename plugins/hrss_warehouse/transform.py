@@ -126,6 +126,9 @@ def dbt_env(settings: Settings | None) -> dict[str, str]:
             HRSS_DBT_SSLMODE=params.get("sslmode", "prefer"),
             DBT_TARGET_PATH=str(runtime_dir(settings) / "target"),
             DBT_LOG_PATH=str(runtime_dir(settings) / "logs"),
+            # libpq passes it to every dbt session: a lock held elsewhere (an open BI transaction on
+            # yesterday's marts) makes the build fail in bounded time instead of hanging
+            PGOPTIONS=f"-c lock_timeout={settings.lock_timeout_s}s",
         )
     return env
 
@@ -216,6 +219,14 @@ def build(settings: Settings, *, full_refresh: bool = False, select: str | None 
     if not (full_refresh if unit_tests is None else unit_tests):
         args += ["--exclude-resource-type", "unit_test"]
     result = run_dbt(settings, *args)
+    failed_log = result.log_path.read_text(errors="replace") if result.log_path and not result.ok else ""
+    if "due to lock timeout" in failed_log:
+        from hrss_warehouse.warehouse import lock_holders
+
+        holders = lock_holders(settings, [BUILD_SCHEMA, "staging", "intermediate", "core", "marts"])
+        raise TransformError(f"dbt build gave up after waiting {settings.lock_timeout_s} s "
+                             f"(HRSS_LOCK_TIMEOUT_S) for a lock held by {holders}; the published marts are "
+                             f"unchanged; full log: {result.log_path}")
     _raise_for(result, "build")
     return result
 

@@ -315,6 +315,26 @@ def warehouse_lock(settings: Settings, name: str, *, wait: bool = True,
         conn.close()
 
 
+def lock_holders(settings: Settings, schemas: list[str]) -> str:
+    """Who holds locks on tables of ``schemas``: pid, user, application, since when.
+
+    Said when a stage gives up waiting for a lock (lock_timeout), so the operator knows whom to ask or
+    which session to end. Asked as the administrative login: a stage role sees no other user's session.
+    """
+    with connect(settings, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT a.pid, a.usename, a.application_name, coalesce(a.xact_start, a.backend_start), "
+            "a.state FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.granted AND n.nspname = ANY(%s) AND l.pid <> pg_backend_pid() ORDER BY 1",
+            (schemas,)).fetchall()
+    if not rows:
+        return "a session that has ended since"
+    return "; ".join(f"PostgreSQL backend {pid} (user {user}, application '{app}', {state} "
+                     f"since {since.isoformat(sep=' ', timespec='seconds')})"
+                     for pid, user, app, since, state in rows)
+
+
 BOOTSTRAP_SQL = (Path(__file__).parent / "sql" / "bootstrap.sql").read_text()
 
 
@@ -332,7 +352,12 @@ def bootstrap(settings: Settings) -> None:
         # One bootstrap at a time: two concurrent CREATE ROLE IF NOT EXISTS would race.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('hrss_bootstrap'))")
         conn.execute(BOOTSTRAP_SQL)
-        conn.execute(sql.SQL("ALTER ROLE bi_reader WITH LOGIN PASSWORD {}").format(
-            sql.Literal(settings.bi_password)))
+        conn.execute(sql.SQL("ALTER ROLE bi_reader WITH LOGIN PASSWORD {} CONNECTION LIMIT {}").format(
+            sql.Literal(settings.bi_password), sql.Literal(settings.bi_connection_limit)))
+        for setting, seconds in (("statement_timeout", settings.bi_statement_timeout_s),
+                                 ("idle_in_transaction_session_timeout",
+                                  settings.bi_idle_in_transaction_timeout_s)):
+            conn.execute(sql.SQL("ALTER ROLE bi_reader SET {} = {}").format(
+                sql.Identifier(setting), sql.Literal(f"{seconds}s")))
         conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(AIRFLOW_DB)))
         conn.commit()
