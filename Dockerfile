@@ -6,6 +6,7 @@ ARG PYTHON_VERSION=3.11
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
 
 ARG AIRFLOW_VERSION
+ARG UV_VERSION=0.13.9
 ENV HRSS_PROJECT=/opt/hrss \
     HRSS_HOME=/opt/hrss/home \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/hrss/dags \
@@ -18,11 +19,14 @@ ENV HRSS_PROJECT=/opt/hrss \
     DO_NOT_TRACK=1
 
 WORKDIR /opt/hrss
-# Dependencies first, so that code changes do not reinstall them. Airflow stays at the image's version.
-COPY --chown=airflow:root pyproject.toml README.md ./
+# Dependencies first, from uv.lock (the versions CI tested; Airflow is the image's own 3.3.2), so that
+# code changes do not reinstall them; then the package itself, non-editable.
+COPY --chown=airflow:root pyproject.toml uv.lock README.md ./
+RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
+    && uv export --frozen --no-dev --extra deploy --no-emit-project --no-hashes -o /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
 COPY --chown=airflow:root plugins/ plugins/
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -e . \
-        "apache-airflow-providers-celery" "redis"
+RUN pip install --no-cache-dir --no-deps .
 
 COPY --chown=airflow:root dags/ dags/
 COPY --chown=airflow:root dbt_project/ dbt_project/

@@ -26,6 +26,8 @@ help:
 
 install: $(VENV)/.installed
 
+UV_VERSION := 0.13.9
+
 # Debian packages some tests drive: Chromium and its driver (browser tests of the UIs; a CJK font so
 # that their screenshots show the Chinese labels), Redis (the Celery executor). Tests that need one skip with a line naming the package when it is missing.
 SYSTEM_PACKAGES := chromium chromium-driver fonts-wqy-microhei redis-server
@@ -36,17 +38,15 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml uv.lock
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required (python3.11, python3.12, ...)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@# uv installs the set in ~20 s where pip needs ~2.5 min: use it from PATH, else bring it into the venv.
-	@command -v uv >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv \
-		2> >(grep -v "is ignored: it is neither" >&2) || true
-	@if command -v uv >/dev/null 2>&1; then \
-		uv pip install --quiet --python $(BIN)/python -e '.[dev]'; \
-	else \
-		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'; \
-	fi
+	@# uv installs the locked set in ~20 s where pip needs ~2.5 min: use it from PATH, else bring it into the venv.
+	@command -v uv >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
+		2> >(grep -v "is ignored: it is neither" >&2)
+	@# Exactly the versions of uv.lock (--frozen: never re-resolved here; `uv lock` changes the lock).
+	@# --inexact keeps pip and uv themselves, which the lock does not list.
+	UV_PROJECT_ENVIRONMENT=$(abspath $(VENV)) uv sync --quiet --frozen --inexact --extra dev --python $(BIN)/python
 	@# Cosmos renders the dbt task group from this manifest; parsing needs no database.
 	$(BIN)/hrss dbt parse
 	@touch $@

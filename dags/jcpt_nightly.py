@@ -28,7 +28,7 @@ Retries happen only on transient database errors; a validation failure fails its
     start_date=orc.START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=orc.DEFAULT_ARGS,
+    default_args=orc.default_args(),
     tags=[*orc.TAGS, "nightly"],
     doc_md=DOC,
     params={"landing": Param("", type="string",
@@ -53,7 +53,7 @@ def jcpt_nightly():
     def parse_and_check(batch: dict) -> dict:
         return orc.parse_and_check(batch)
 
-    @task
+    @task(pool=orc.WAREHOUSE_LOAD_POOL)
     def load(batch_result: dict) -> dict:
         return orc.load(batch_result)
 

@@ -28,7 +28,7 @@ changes nothing.
     start_date=orc.START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=orc.DEFAULT_ARGS,
+    default_args=orc.default_args(),
     tags=[*orc.TAGS, "reprocess"],
     doc_md=DOC,
     params={
@@ -38,7 +38,7 @@ changes nothing.
     },
 )
 def jcpt_reprocess():
-    @task
+    @task(pool=orc.WAREHOUSE_LOAD_POOL)
     def reprocess(data_interval_start=None, params: dict | None = None) -> dict:
         return orc.reprocess(orc.survey_year_of(data_interval_start), params["counties"], params["dry_run"])
 

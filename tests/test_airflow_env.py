@@ -74,6 +74,16 @@ def test_everything_airflow_writes_is_under_hrss_home(settings: Settings, migrat
     assert (settings.airflow_home / "airflow.cfg").exists()
 
 
+def test_the_load_pool_has_one_slot(settings: Settings, migrated: list[float]) -> None:
+    import psycopg
+
+    # Airflow's own table of pools, read in its metadata database (the CLI costs ~20 s of imports)
+    with psycopg.connect(settings.dsn(airflow_env.AIRFLOW_DB)) as conn:
+        pools = conn.execute("SELECT pool, slots FROM slot_pool WHERE pool = %s",
+                             (airflow_env.WAREHOUSE_LOAD_POOL,)).fetchall()
+    assert pools == [("warehouse_load", 1)]
+
+
 def test_ui_login_is_stable(settings: Settings) -> None:
     airflow_env.prepare(settings)
     passwords = json.loads((settings.airflow_home / "simple_auth_manager_passwords.json").read_text())

@@ -103,3 +103,28 @@ def test_superset_runs_the_version_make_bi_installs_with_the_bundle() -> None:
     assert "superset db upgrade" in command and "/app/hrss/superset_setup.py" in command
     assert superset["environment"]["HRSS_SUPERSET_BUNDLE"] == "/app/hrss/superset"
     assert "@warehouse:5432/superset" in superset["environment"]["HRSS_SUPERSET_METADATA_URI"]
+
+
+def test_production_settings() -> None:
+    result = _compose("--profile", "flower", "--profile", "debug", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    # Every image has a fixed tag; Redis stays on 7.2, as in the official Airflow file.
+    for name, svc in services.items():
+        image = svc.get("image", "")
+        assert ":" in image and not image.endswith(":latest"), f"{name}: image {image!r} is not pinned"
+    assert services["redis"]["image"] == "redis:7.2-bookworm"
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-worker", "airflow-init", "flower"):
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("fab_auth_manager.FabAuthManager"), name
+        # Airflow's metadata under its own role, never the warehouse superuser.
+        for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
+            assert "://airflow:" in env[key] and "hrss_admin" not in env[key], f"{name}: {key}"
+    init = services["airflow-init"]
+    assert {"AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD"} <= set(init["environment"])
+    assert "airflow users create" in " ".join(init["command"])
+    assert "airflow pools set warehouse_load 1" in " ".join(init["command"])
+    assert services["flower"]["profiles"] == ["flower"] and services["airflow-cli"]["profiles"] == ["debug"]
+    # Without a profile, the optional services stay off.
+    plain = json.loads(_compose("config", "--format", "json").stdout)["services"]
+    assert not {"flower", "airflow-cli"} & set(plain)

@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hrss_warehouse.config import AIRFLOW_DB, DAGS_DIR, PLUGINS_DIR, ConfigError, Settings, _secret
+from hrss_warehouse.orchestration import WAREHOUSE_LOAD_POOL
 
 CONN_ID = "hrss_warehouse"
 ADMIN_LOGIN = "admin"
@@ -34,6 +35,8 @@ TIMEZONE = "Asia/Shanghai"
 # The components `make airflow` runs; each gets its own session so that stop can reach its workers.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 MIGRATE_TIMEOUT_S = 600
+# The pools the DAGs use: name -> (slots, description). The loads queue for the one warehouse_load slot.
+POOLS = {WAREHOUSE_LOAD_POOL: (1, "one load into the warehouse at a time (the advisory lock stays below)")}
 STOP_GRACE_S = 5
 
 
@@ -213,6 +216,7 @@ def migrate(settings: Settings) -> float:
     head = _head_revision()
     # `airflow db migrate` costs half a minute on a busy machine even when there is nothing to do.
     if head is not None and _current_revision(settings) == head:
+        _ensure_pools(settings, env)
         return time.monotonic() - started
     log = settings.log_dir / "airflow-db-migrate.log"
     with log.open("w") as out:
@@ -222,7 +226,29 @@ def migrate(settings: Settings) -> float:
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-10:])
         raise AirflowEnvError(f"`airflow db migrate` failed (exit {result.returncode}); see {log}:\n{tail}")
+    _ensure_pools(settings, env)
     return time.monotonic() - started
+
+
+def _pool_slots(settings: Settings, pool: str) -> int | None:
+    from hrss_warehouse.warehouse import connect
+
+    with connect(settings, database=AIRFLOW_DB) as conn:
+        row = conn.execute("SELECT slots FROM slot_pool WHERE pool = %s", (pool,)).fetchone()
+        return row[0] if row else None
+
+
+def _ensure_pools(settings: Settings, env: dict[str, str]) -> None:
+    """Create the pools the DAGs name, through Airflow's own CLI, unless they already have their slots."""
+    for pool, (slots, description) in POOLS.items():
+        if _pool_slots(settings, pool) == slots:
+            continue
+        result = subprocess.run([_airflow_exe(), "pools", "set", pool, str(slots), description], env=env,
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                timeout=MIGRATE_TIMEOUT_S, check=False, cwd=settings.home)
+        if result.returncode != 0:
+            raise AirflowEnvError(f"`airflow pools set {pool}` failed (exit {result.returncode}): "
+                                  f"{result.stderr.strip().splitlines()[-1:]}")
 
 
 # -- local processes (`make airflow` / `make airflow-stop`) ----------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -150,25 +149,13 @@ def load_suite_dict(form: str, version: str, folder: Path = EXPECTATIONS_DIR) ->
 
 # -- the GX run ------------------------------------------------------------------------------------
 
-@cache
 def _gx():
-    """The ephemeral GX context and the pandas asset every batch is validated through."""
-    # no usage telemetry from a statistics office's warehouse (GX sends it by default)
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    """GX, the project's file-backed context and the batch definition every batch is validated through."""
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-    from great_expectations.execution_engine import pandas_execution_engine
+    from hrss_warehouse import gx_context
 
-    # GX fingerprints every batch it gets (an md5 over the hashed frame, for frames under this many
-    # bytes): about 8 % of a batch's check CPU, for a marker nothing here reads.
-    pandas_execution_engine.HASH_THRESHOLD = 0
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # task logs, not a terminal
-    asset = context.data_sources.add_pandas("hrss_batches").add_dataframe_asset("check_frame")
-    return gx, context, asset.add_batch_definition_whole_dataframe("whole_frame")
+    return gx, gx_context.context(), gx_context.batch_definition()
 
 
 def check_frame(rows: pd.DataFrame, fv: FormVersion) -> pd.DataFrame:
@@ -205,29 +192,46 @@ def _suite_object(suite_text: str):
     return gx.ExpectationSuite(name=suite["name"], expectations=suite["expectations"])
 
 
-def _validate(batch, suite: dict, result_format) -> list:
-    """The results of one GX validation; an expectation that could not run is an error, not a pass."""
-    result = batch.validate(_suite_object(json.dumps(suite, sort_keys=True)), result_format=result_format)
-    for outcome in result.results:
+def _raise_for_errors(results) -> None:
+    """An expectation that could not run is an error, not a pass."""
+    for outcome in results:
         if outcome.exception_info and outcome.exception_info.get("raised_exception"):
             config = outcome.expectation_config
             raise RuntimeError(f"GX expectation {config.type} ({config.meta}) could not run: "
                                f"{outcome.exception_info.get('exception_message')}")
+
+
+def _validate(batch, suite: dict, result_format) -> list:
+    """The results of one GX validation."""
+    result = batch.validate(_suite_object(json.dumps(suite, sort_keys=True)), result_format=result_format)
+    _raise_for_errors(result.results)
     return result.results
 
 
-def run_suite(frame: pd.DataFrame, suite: dict) -> list[tuple[dict, dict, list[dict]]]:
+def run_suite(frame: pd.DataFrame, suite: dict,
+              run_name: str | None = None) -> list[tuple[dict, dict, list[dict]]]:
     """Validate ``frame`` against ``suite``; per failed expectation: its meta, kwargs, unexpected rows.
 
-    Two passes: every expectation answers pass/fail first (cheap), then only the failed ones run again
-    listing their unexpected rows (COMPLETE costs about twice as much and most expectations pass).
+    Two passes: the suite's Checkpoint first (unexpected counts and sample values, stored under
+    ``run_name`` for Data Docs; with no run name, a plain validation that stores nothing), then only
+    the failed expectations again listing their unexpected rows (COMPLETE costs about twice as much
+    and most expectations pass).
     """
+    from hrss_warehouse import gx_context
+
     _, _, batch_definition = _gx()
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    failing = {outcome.expectation_config.meta["expectation"]
-               for outcome in _validate(batch, suite, "BOOLEAN_ONLY") if not outcome.success}
+    batch = None
+    if run_name is None:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        first = _validate(batch, suite, "BOOLEAN_ONLY")
+    else:
+        first = gx_context.run_checkpoint(suite, frame, run_name).results
+        _raise_for_errors(first)
+    failing = {outcome.expectation_config.meta["expectation"] for outcome in first if not outcome.success}
     if not failing:
         return []
+    if batch is None:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     again = {**suite, "expectations": [e for e in suite["expectations"]
                                        if e["meta"]["expectation"] in failing]}
     complete = {"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS,
@@ -481,9 +485,11 @@ def _joined_cells(forms: list[ParsedForm], subs: list[SubmissionRef]) -> pd.Data
     return pd.DataFrame(data)
 
 
-def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict) -> Evaluation:
+def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict,
+             run_name: str | None = None) -> Evaluation:
     """Parse each file once and run every rule over all submissions together: cells are normalised
-    and checked per form version over the concatenated rows (one GX run per suite), not per file."""
+    and checked per form version over the concatenated rows (one GX run per suite), not per file.
+    ``run_name`` names the stored GX runs (a batch); None stores nothing (a dry check of files)."""
     spec = load_spec()
     files: dict[str, list[SubmissionRef]] = {}
     for sub in subs:
@@ -522,7 +528,7 @@ def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict) -> Evaluation
         found: list[tuple[int, Finding]] = []
         if not frame.empty:
             # GX: the row and column rules, one run over every submission of this form version
-            found += _gx_findings(run_suite(frame, suite_for(form, version)), frame, fv)
+            found += _gx_findings(run_suite(frame, suite_for(form, version), run_name), frame, fv)
         # plain Python: C04, C09, R01, R02
         if fv.level == "county":
             found += _c04(frame, {sid: (meta[sid].county_code, sheets[sid]) for sid in sids})
@@ -588,9 +594,8 @@ def parse_and_check_batch(settings: Settings, batch: dict) -> dict:
         if row[1] not in stored:
             stored[row[1]] = verified_file(settings, row[1], row[6], row[2])
     subs = [SubmissionRef(*row[:6], stored[row[1]]) for row in rows]
-    result = evaluate(subs)
-
     token = f"{datetime.now(UTC):%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
+    result = evaluate(subs, run_name=f"batch {batch['batch']} {token}")  # the batch's run in Data Docs
     batch_dir = _work_dir(settings) / f"batch_{batch['batch']}_{token}"
     batch_dir.mkdir(parents=True, exist_ok=True)
     accepted = [sub.submission_id for sub in subs if result.outcome(sub.submission_id) == "accepted"]

@@ -7,16 +7,14 @@ database access, no secrets. The task bodies are transactions: a rerun gives the
 
 from __future__ import annotations
 
-import functools
 import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pendulum
 
@@ -31,57 +29,28 @@ DBT_PROFILE = "hrss"
 START_DATE = pendulum.datetime(2014, 1, 1, tz=TIMEZONE)  # the first survey year the spec covers
 WAREHOUSE_HOST = "hrss-warehouse"  # a logical name: Asset URIs must not change with the deployment
 
-# Retries are for a warehouse that blinked (restart, failover, dropped connection); every other
-# failure is raised as AirflowFailException by `stage`, which Airflow never retries.
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": OWNER,
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=10),
-}
+# One slot: a second load waits in the scheduler's queue, not in a worker slot (the advisory lock stays
+# as the safety net for loads from outside Airflow). `airflow_env.migrate` creates it.
+WAREHOUSE_LOAD_POOL = "warehouse_load"
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+def default_args() -> dict[str, Any]:
+    """Every task's defaults: retries with backoff, which the retry policy lets only transient database
+    errors use (a validation failure fails its task at once)."""
+    from hrss_warehouse.retry_policy import TransientDatabaseErrorsOnly
+
+    return {
+        "owner": OWNER,
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+        "retry_policy": TransientDatabaseErrorsOnly(),
+    }
 
 
 class DbtManifestMissing(RuntimeError):
     """The DAG cannot render its dbt tasks; the message says how to produce the manifest."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a failure is the warehouse being unreachable or busy, which a retry can fix."""
-    psycopg = sys.modules.get("psycopg")  # no psycopg loaded means no psycopg error to look for
-    transient: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-    if psycopg is not None:
-        # OperationalError covers lost connections, admin shutdown, deadlocks and serialization failures.
-        transient += (psycopg.OperationalError,)
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, transient):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def stage(func: F) -> F:
-    """Run a stage so that only transient database errors reach Airflow's retry logic."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-        try:
-            return func(*args, **kwargs)
-        except AirflowException:
-            raise
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 def settings() -> Settings:
@@ -89,7 +58,6 @@ def settings() -> Settings:
 
 
 # -- task bodies -------------------------------------------------------------------------------
-@stage
 def discover(landing: str | None, min_age_s: float | None = None) -> dict:
     """The scan of the landing folder (``land.Scan.as_dict``); ``min_age_s`` None is the scheduled
     default (``HRSS_LANDING_MIN_AGE_S``, else 60 s)."""
@@ -99,7 +67,6 @@ def discover(landing: str | None, min_age_s: float | None = None) -> dict:
     return land.scan(current, Path(landing) if landing else current.landing_dir, min_age_s).as_dict()
 
 
-@stage
 def register(scan: dict) -> list[dict]:
     from hrss_warehouse import land
     from hrss_warehouse import register as register_stage
@@ -107,36 +74,37 @@ def register(scan: dict) -> list[dict]:
     return register_stage.register_files(settings(), land.Scan.from_dict(scan))
 
 
-@stage
 def parse_and_check(batch: dict) -> dict:
-    from hrss_warehouse import check
+    import logging
 
-    return check.parse_and_check_batch(settings(), batch)
+    from hrss_warehouse import check, pipeline
+
+    result = check.parse_and_check_batch(settings(), batch)
+    logging.getLogger(__name__).info("checked %s", pipeline.batch_words(result))  # the task log's line
+    return result
 
 
-@stage
 def load(batch_result: dict) -> dict:
     from hrss_warehouse import load as load_stage
 
     return load_stage.load_batch(settings(), batch_result)
 
 
-@stage
 def publish() -> dict:
     from hrss_warehouse import publish as publish_stage
 
     return publish_stage.publish(settings())
 
 
-@stage
 def reports(batches: list[dict]) -> dict:
-    from hrss_warehouse import report
+    from hrss_warehouse import report, transform
 
     ids = sorted({int(i) for batch in batches for i in batch["submission_ids"]})
-    return report.write_reports(settings(), ids)
+    written = report.write_reports(settings(), ids)
+    # Runs after publish only: the dbt docs describe the marts BI now reads (served in the Airflow UI).
+    return {**written, "dbt_docs": str(transform.docs_generate(settings()))}
 
 
-@stage
 def export_sdmx(enabled: bool) -> dict:
     """The optional last task of jcpt_nightly (param `export_sdmx`): every published survey year as
     SDMX into $HRSS_HOME/exports/. Off by default, and says so in the task log."""
@@ -152,14 +120,12 @@ def export_sdmx(enabled: bool) -> dict:
     return {"folder": str(result.folder), "files": result.files}
 
 
-@stage
 def reprocess(survey_year: int, counties: list[str] | None, dry_run: bool) -> dict:
     from hrss_warehouse import pipeline
 
     return pipeline.reprocess_year(settings(), survey_year, counties=counties or None, dry_run=dry_run)
 
 
-@stage
 def load_divisions() -> int:
     from hrss_warehouse import reference
 
@@ -191,7 +157,6 @@ def dbt_env_interceptor(context: Any, operator: Any) -> None:
     operator.env = {**(operator.env or {}), **env}
 
 
-@stage
 def prepare_build() -> None:
     """Empty the build schema, so that publish can never take an earlier build's leftovers for this one."""
     from hrss_warehouse import transform
@@ -318,6 +283,11 @@ class RunSummary:
         written = next(iter(self.results.get("reports", [])), None) or {}
         lines.append(f"  reports: {len(written.get('reports', []))} in {settings.reports_dir}")
         lines.append(f"  data docs: {written.get('data_docs') or settings.docs_dir}")
+        from hrss_warehouse import airflow_env, docs_plugin
+
+        base_url = f"http://127.0.0.1:{airflow_env.api_port()}"
+        lines.append(f"  in the Airflow UI ({base_url}, `make airflow`):")
+        lines += [f"    {name}: {url}" for name, url in docs_plugin.links(base_url).items()]
         return "\n".join(lines)
 
 

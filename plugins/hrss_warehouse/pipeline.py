@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
-from hrss_warehouse import check, graceful, land, load, reference, register, report
+from hrss_warehouse import check, graceful, land, load, progress, reference, register, report
 from hrss_warehouse.config import Settings
 from hrss_warehouse.warehouse import LOADER, connect
 
@@ -23,6 +23,18 @@ def checked_batches(settings: Settings, batches: list[dict],
     """Parse and check ``batches`` on ``settings.check_workers`` processes, yielding each result as it is
     ready, so the caller loads one batch while the next ones are checked. Once ``stop`` is requested, no
     further batch is started."""
+    yield from progress.track(_checked(settings, batches, stop), len(batches), "check", "batch",
+                              batch_words)
+
+
+def batch_words(result: dict) -> str:
+    """A checked batch in a few words, for its log line."""
+    return (f"batch {result['batch']}: {len(result['accepted'])} accepted, "
+            f"{len(result['quarantined'])} quarantined")
+
+
+def _checked(settings: Settings, batches: list[dict],
+             stop: graceful.StopRequest | None) -> Iterator[dict]:
     workers = min(settings.check_workers, len(batches))
     if workers <= 1:
         for batch in batches:

@@ -9,7 +9,6 @@ Excel could read as a formula is prefixed with ``'``; the HTML escapes everythin
 from __future__ import annotations
 
 import csv
-import hashlib
 import html
 import json
 import re
@@ -149,31 +148,7 @@ td,th{{border:1px solid #999;padding:2px 6px}}</style>
 
 
 def build_data_docs(settings: Settings) -> str:
-    """GX Data Docs of every suite under $HRSS_HOME/docs/gx; returns the index page's path.
+    """GX Data Docs under $HRSS_HOME/docs/gx: the suites and every stored batch run; the index page."""
+    from hrss_warehouse import gx_context
 
-    The docs show the suites, so they are rebuilt only when a suite file is newer than them (a GX
-    context costs seconds to start; a nightly run should not pay that for unchanged pages).
-    """
-    from hrss_warehouse.check import EXPECTATIONS_DIR, _gx, load_suite_dict
-
-    target = settings.docs_dir / "gx"
-    index = target / "index.html"
-    newest_suite = max(path.stat().st_mtime for path in EXPECTATIONS_DIR.glob("*.json"))
-    if index.exists() and index.stat().st_mtime >= newest_suite:
-        return str(index)
-    gx, context, _ = _gx()
-    site = f"hrss_{hashlib.sha256(str(target).encode()).hexdigest()[:12]}"  # one site per HRSS_HOME
-    if site not in context.get_site_names():
-        context.add_data_docs_site(site_name=site, site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(target)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
-    spec = load_spec()
-    for form, versions in spec.forms.items():
-        for version in versions:
-            suite = load_suite_dict(form, version)
-            if not any(s.name == suite["name"] for s in context.suites.all()):
-                context.suites.add(gx.ExpectationSuite(name=suite["name"], expectations=suite["expectations"],
-                                                       meta=suite["meta"]))
-    context.build_data_docs(site_names=[site])
-    return str(index)
+    return str(gx_context.build_data_docs())

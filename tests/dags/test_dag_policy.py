@@ -35,6 +35,21 @@ def test_retries_with_backoff_except_dbt(dag_report: dict) -> None:
                     f"{dag_id}.{task['task_id']}"
 
 
+def test_every_task_retries_only_transient_database_errors(dag_report: dict) -> None:
+    for dag_id, dag in dag_report["dags"].items():
+        for task in dag["tasks"]:
+            assert task["retry_policy"] == "TransientDatabaseErrorsOnly", f"{dag_id}.{task['task_id']}"
+
+
+def test_loads_wait_in_the_one_slot_pool(dag_report: dict) -> None:
+    # A waiting load holds a pool slot request, not a worker slot (the advisory lock stays underneath).
+    loads = {("jcpt_nightly", "load"), ("jcpt_reprocess", "reprocess")}
+    for dag_id, dag in dag_report["dags"].items():
+        for task in dag["tasks"]:
+            wanted = orc.WAREHOUSE_LOAD_POOL if (dag_id, task["task_id"]) in loads else "default_pool"
+            assert task["pool"] == wanted, f"{dag_id}.{task['task_id']}: pool {task['pool']}"
+
+
 def test_one_run_at_a_time(dag_report: dict) -> None:
     # Runs of the same DAG would interleave loads and publishes (#8 concurrency).
     for dag_id, dag in dag_report["dags"].items():
