@@ -19,7 +19,8 @@ help:
 	@echo "make test   install and run every test (lint, unit, warehouse, quick bench and soak)"
 	@echo "make bench  national benchmark vs naive pandas and the floors (writes \$$HRSS_HOME/reports/bench.md)"
 	@echo "make soak   full fault-injection and long end-to-end tests"
-	@echo "make airflow       start the Airflow UI on the embedded warehouse (make airflow-stop stops it)"
+	@echo "make airflow       start the Airflow UI on the embedded warehouse, DAGs unpaused (EXECUTOR=celery:"
+	@echo "                   Redis and two Celery workers; make airflow-stop stops it)"
 	@echo "make bi     Apache Superset with the dashboards of bi/superset on the marts (make bi-stop stops it)"
 	@echo "make stop   stop Airflow and the embedded warehouse"
 	@echo "make system-deps  (as root) the Debian packages the browser and Celery tests drive"
@@ -93,8 +94,10 @@ bench-quick: install
 bench: install
 	$(BIN)/hrss bench
 
+# EXECUTOR=celery: Redis and two Celery workers instead of the LocalExecutor.
+EXECUTOR ?= local
 airflow: install
-	$(BIN)/hrss airflow start
+	HRSS_AIRFLOW_EXECUTOR=$(EXECUTOR) $(BIN)/hrss airflow start
 
 airflow-stop: install
 	$(BIN)/hrss airflow stop

@@ -28,7 +28,7 @@ changes nothing.
     start_date=orc.START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=orc.default_args(),
+    **orc.alerting(),
     tags=[*orc.TAGS, "reprocess"],
     doc_md=DOC,
     params={

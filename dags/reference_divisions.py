@@ -22,7 +22,7 @@ committed file changes (`reference.registry_version` records which one is loaded
     start_date=orc.START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=orc.default_args(),
+    **orc.alerting(),
     tags=[*orc.TAGS, "reference"],
     doc_md=DOC,
 )

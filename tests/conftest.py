@@ -22,7 +22,7 @@ from hrss_warehouse.config import PROJECT_ROOT, Settings
 
 # Schemas the project (and dbt) create; dropping them resets the warehouse to a fresh bootstrap.
 PROJECT_SCHEMAS = ("raw", "reference", "staging", "intermediate", "core", "marts", "marts_build",
-                   "marts_retired", "vintage")
+                   "marts_retired", "vintage", "ops")
 _active: dict[str, object] = {}
 
 

@@ -29,11 +29,19 @@ from hrss_warehouse.config import AIRFLOW_DB, DAGS_DIR, PLUGINS_DIR, ConfigError
 from hrss_warehouse.orchestration import WAREHOUSE_LOAD_POOL
 
 CONN_ID = "hrss_warehouse"
+ALERT_CONN_ID = "hrss_alerts"  # where failure and deadline alerts are mailed (hrss_warehouse.alerts)
+ALERT_SENDER = "hrss-airflow@localhost"
 ADMIN_LOGIN = "admin"
 DEFAULT_API_PORT = 8080
 TIMEZONE = "Asia/Shanghai"
 # The components `make airflow` runs; each gets its own session so that stop can reach its workers.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# With HRSS_AIRFLOW_EXECUTOR=celery (`make airflow EXECUTOR=celery`): Redis as the broker and two workers.
+CELERY_WORKERS = ("worker1", "worker2")
+CELERY_COMPONENTS = ("redis", *(f"celery-{w}" for w in CELERY_WORKERS))
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+DEFAULT_REDIS_PORT = 56379
+PROJECT_DAGS = ("jcpt_nightly", "jcpt_reprocess", "reference_divisions")
 MIGRATE_TIMEOUT_S = 600
 # The pools the DAGs use: name -> (slots, description). The loads queue for the one warehouse_load slot.
 POOLS = {WAREHOUSE_LOAD_POOL: (1, "one load into the warehouse at a time (the advisory lock stays below)")}
@@ -42,6 +50,37 @@ STOP_GRACE_S = 5
 
 class AirflowEnvError(RuntimeError):
     """Airflow cannot be configured, migrated, started or stopped; the message says why."""
+
+
+def executor() -> str:
+    """``local`` or ``celery``, from HRSS_AIRFLOW_EXECUTOR (default local)."""
+    chosen = os.environ.get("HRSS_AIRFLOW_EXECUTOR", "local").strip().lower() or "local"
+    if chosen not in EXECUTORS:
+        raise ConfigError(f"HRSS_AIRFLOW_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {chosen!r}")
+    return chosen
+
+
+def redis_port() -> int:
+    raw = os.environ.get("HRSS_REDIS_PORT", str(DEFAULT_REDIS_PORT))
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
+        raise ConfigError(f"HRSS_REDIS_PORT must be a port number between 1024 and 65535, got {raw!r}")
+    return int(raw)
+
+
+def worker_concurrency() -> int:
+    raw = os.environ.get("HRSS_WORKER_CONCURRENCY", "2")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"HRSS_WORKER_CONCURRENCY must be a positive number of task slots, got {raw!r}")
+    return int(raw)
+
+
+def worker_hostname() -> str:
+    """The hostname a Celery worker's tasks record (``[core] hostname_callable`` of the workers): the
+    machine's name and the worker's, so that two workers on one machine can be told apart."""
+    import socket
+
+    name = os.environ.get("HRSS_WORKER_NAME")
+    return f"{socket.getfqdn()}-{name}" if name else socket.getfqdn()
 
 
 def api_port() -> int:
@@ -93,6 +132,43 @@ def warehouse_connection(settings: Settings) -> str:
     return json.dumps(conn)
 
 
+def alert_connection() -> str | None:
+    """The ``hrss_alerts`` connection (Airflow's JSON form) from HRSS_ALERT_SMTP / _TO / _FROM, if set."""
+    relay = os.environ.get("HRSS_ALERT_SMTP", "").strip()
+    if not relay:
+        return None
+    host, _, port = relay.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"HRSS_ALERT_SMTP must be host:port of a mail relay, got {relay!r}")
+    recipients = os.environ.get("HRSS_ALERT_TO", "").strip()
+    if not recipients:
+        raise ConfigError("HRSS_ALERT_TO must name the alert recipients (comma-separated) "
+                          "when HRSS_ALERT_SMTP is set")
+    # A local relay speaks plain SMTP; a relay that needs TLS or a login is configured as the
+    # connection itself (AIRFLOW_CONN_HRSS_ALERTS or a secrets backend).
+    return json.dumps({"conn_type": "smtp", "host": host, "port": int(port),
+                       "extra": {"to": recipients, "from_email": os.environ.get("HRSS_ALERT_FROM")
+                                 or ALERT_SENDER, "disable_ssl": True, "disable_tls": True,
+                                 "retry_limit": 1, "timeout": 30}})
+
+
+def lineage_transport(settings: Settings) -> str:
+    """OpenLineage's transport: HRSS_OPENLINEAGE_TRANSPORT (JSON, any backend), else one JSON-lines file."""
+    configured = os.environ.get("HRSS_OPENLINEAGE_TRANSPORT", "").strip()
+    if configured:
+        try:
+            json.loads(configured)
+        except ValueError:
+            raise ConfigError("HRSS_OPENLINEAGE_TRANSPORT must be an OpenLineage transport as JSON, e.g. "
+                              '{"type": "http", "url": "http://marquez:5000"}') from None
+        return configured
+    return json.dumps({"type": "file", "log_file_path": str(lineage_file(settings)), "append": True})
+
+
+def lineage_file(settings: Settings) -> Path:
+    return settings.home / "lineage" / "openlineage.jsonl"
+
+
 def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
     """The variables every Airflow process of this project runs with (merged over ``os.environ``)."""
     settings.ensure_dirs()
@@ -107,7 +183,7 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": TIMEZONE,
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[executor()],
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings.secrets_dir / "airflow_fernet_key"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(settings),
         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
@@ -133,6 +209,9 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
         "DO_NOT_TRACK": "1",
+        # Lineage of every run (tasks, Cosmos' dbt models) as OpenLineage events.
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "hrss",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": lineage_transport(settings),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         # Cosmos runs dbt in a temporary copy of the project: keep those copies under $HRSS_HOME too.
         "TMPDIR": str(settings.home / "tmp"),
@@ -141,6 +220,20 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
     }
     if settings.external_dsn:
         env["HRSS_WAREHOUSE_DSN"] = settings.external_dsn
+    if executor() == "celery":
+        env.update({
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_port()}/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url(settings),
+            # One task message at a time per free slot: a worker that dies holds no queue of others.
+            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            # Sending a task to Redis gets more than the default second on a busy machine.
+            "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
+            # No more tasks sent than the workers have slots: a task waiting in Redis behind a backlog
+            # (all of the dbt group at once) outlives its 10-minute execution token and fails unstarted.
+            "AIRFLOW__CORE__PARALLELISM": str(len(CELERY_WORKERS) * worker_concurrency()),
+        })
+    if alerts := alert_connection():
+        env[f"AIRFLOW_CONN_{ALERT_CONN_ID.upper()}"] = alerts
     return env
 
 
@@ -152,7 +245,8 @@ def prepare(settings: Settings) -> dict[str, str]:
     """Create the Airflow home and the UI login; returns the full process environment."""
     env = airflow_env(settings)
     home = settings.airflow_home
-    for folder in (home, home / "cosmos_cache", settings.home / "tmp", home / "pids"):
+    for folder in (home, home / "cosmos_cache", settings.home / "tmp", home / "pids",
+                   lineage_file(settings).parent):
         folder.mkdir(parents=True, exist_ok=True)
     # The simple auth manager keeps logins in this file; writing it ourselves gives a stable password.
     passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
@@ -278,27 +372,90 @@ def _recorded(settings: Settings, component: str):
     return None
 
 
-def start(settings: Settings, wait_s: float = 180) -> list[Running]:
-    """Start the warehouse and the Airflow components in the background; safe to run twice."""
+def _command(settings: Settings, component: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of one component."""
+    if component == "redis":
+        redis = shutil.which("redis-server")
+        if redis is None:
+            raise AirflowEnvError("the Celery executor needs Redis: redis-server is not installed "
+                                  "(Debian package redis-server; `make system-deps` installs it)")
+        folder = settings.home / "redis"
+        folder.mkdir(parents=True, exist_ok=True)
+        # A broker only: nothing persisted, loopback only.
+        return [redis, "--port", str(redis_port()), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(folder)], env
+    if component.startswith("celery-"):
+        worker = component.removeprefix("celery-")
+        # Logs are read from the shared local log folder; two log servers on one port could not both bind.
+        return ([_airflow_exe(), "celery", "worker", "--celery-hostname", f"{worker}@%h", "--concurrency",
+                 str(worker_concurrency()), "--skip-serve-logs"],
+                {**env, "HRSS_WORKER_NAME": worker,
+                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "hrss_warehouse.airflow_env.worker_hostname"})
+    return [_airflow_exe(), component], env
+
+
+def _wait_for_port(port: int, wait_s: float, what: str) -> None:
+    import socket
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            raise AirflowEnvError(f"{what} did not listen on 127.0.0.1:{port} within {wait_s:.0f} s")
+        time.sleep(0.5)
+
+
+def components() -> tuple[str, ...]:
+    """What `start` runs with the executor chosen: Redis first (the broker), then Airflow."""
+    return (CELERY_COMPONENTS[:1] + COMPONENTS + CELERY_COMPONENTS[1:]) if executor() == "celery" \
+        else COMPONENTS
+
+
+def unpause_project_dags(settings: Settings) -> list[str]:
+    """Unpause the project's DAGs already registered (new ones are created unpaused, see `start`)."""
+    from hrss_warehouse.warehouse import connect
+
+    with connect(settings, database=AIRFLOW_DB) as conn:
+        if conn.execute("SELECT to_regclass('public.dag')").fetchone()[0] is None:
+            return []
+        rows = conn.execute("UPDATE dag SET is_paused = false WHERE dag_id = ANY(%s) AND is_paused"
+                            " RETURNING dag_id", (list(PROJECT_DAGS),)).fetchall()
+        conn.commit()
+    return [r[0] for r in rows]
+
+
+def start(settings: Settings, wait_s: float = 180, unpause: bool = False) -> list[Running]:
+    """Start the warehouse and the Airflow components in the background; safe to run twice.
+
+    With ``unpause`` (what `make airflow` does) the project's DAGs run on their schedules."""
     import urllib.request
 
     import psutil
 
     migrate(settings)
     env = prepare(settings)
+    if unpause:
+        env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+        unpause_project_dags(settings)
     started = []
-    for component in COMPONENTS:
+    for component in components():
         proc = _recorded(settings, component)
         if proc is None:
+            command, component_env = _command(settings, component, env)
             log = (settings.log_dir / f"airflow-{component}.log").open("ab")
             # A session of its own: stop can then find workers that outlived their parent.
-            popen = subprocess.Popen([_airflow_exe(), component], env=env, stdout=log,
+            popen = subprocess.Popen(command, env=component_env, stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      cwd=settings.home, start_new_session=True)
             log.close()
             record = {"pid": popen.pid, "create_time": psutil.Process(popen.pid).create_time()}
             _pid_file(settings, component).write_text(json.dumps(record))
             started.append(Running(component, popen.pid))
+            if component == "redis":
+                _wait_for_port(redis_port(), 30, "redis-server")
         else:
             started.append(Running(component, proc.pid))
     url = f"{env['AIRFLOW__API__BASE_URL']}/api/v2/monitor/health"
@@ -333,7 +490,8 @@ def stop(settings: Settings) -> list[str]:
     """Stop every process `start` started: workers first (orphaned LocalExecutor workers ignore SIGTERM)."""
     import psutil
 
-    components = {c: proc for c in COMPONENTS if (proc := _recorded(settings, c)) is not None}
+    components = {c: proc for c in (*COMPONENTS, *CELERY_COMPONENTS)
+                  if (proc := _recorded(settings, c)) is not None}
     sessions = {os.getsid(proc.pid) for proc in components.values()}
     children = [child for proc in components.values() for child in proc.children(recursive=True)]
     _terminate(children, STOP_GRACE_S)
@@ -350,4 +508,4 @@ def stop(settings: Settings) -> list[str]:
 
 def status(settings: Settings) -> dict[str, int | None]:
     return {component: (proc.pid if (proc := _recorded(settings, component)) else None)
-            for component in COMPONENTS}
+            for component in components()}

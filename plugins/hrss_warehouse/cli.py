@@ -129,7 +129,7 @@ def _airflow(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if args.action == "start":
-            running = airflow_env.start(settings)
+            running = airflow_env.start(settings, unpause=True)
             env = airflow_env.airflow_env(settings)
             print(", ".join(f"{r.component} (pid {r.pid})" for r in running), file=sys.stderr)
             print(f"Airflow UI: {env['AIRFLOW__API__BASE_URL']}")
@@ -156,7 +156,8 @@ def _airflow(args: argparse.Namespace, settings: Settings) -> int:
 def _add_airflow(commands: argparse._SubParsersAction) -> None:
     af = commands.add_parser("airflow", help="run Airflow locally on the embedded warehouse")
     af.add_argument("action", choices=["start", "stop", "status", "migrate", "env"],
-                    help="start: warehouse + api-server, scheduler, dag-processor, triggerer; "
+                    help="start: warehouse + api-server, scheduler, dag-processor, triggerer (with "
+                         "HRSS_AIRFLOW_EXECUTOR=celery also Redis and two Celery workers), DAGs unpaused; "
                          "stop: stop them and their workers; env: print the environment as shell exports")
     af.set_defaults(handler=_airflow)
 
@@ -356,6 +357,21 @@ def _add_summary(commands: argparse._SubParsersAction) -> None:
     summary.set_defaults(handler=_summary)
 
 
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from hrss_warehouse import status
+
+    up, lines = status.collect(settings)
+    print(status.render(lines))
+    return 0 if up else 3
+
+
+def _add_status(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser("status", help="one screen: warehouse, registry, landing, last run, marts, "
+                                                "missing returns")
+    status.set_defaults(handler=_status)
+
+
+
 def _bi(args: argparse.Namespace, settings: Settings) -> int:
     from hrss_warehouse import bi
 
@@ -446,7 +462,8 @@ def _add_recovery(commands: argparse._SubParsersAction) -> None:
 
 
 COMMAND_GROUPS = (_add_warehouse, _add_reference, _add_airflow, _add_run, _add_generate, _add_dbt, _add_bench,
-                  _add_ingest, _add_summary, _add_check_file, _add_bi, _add_export, _add_recovery)
+                  _add_ingest, _add_summary, _add_check_file, _add_bi, _add_export, _add_recovery,
+                  _add_status)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,14 +7,16 @@ database access, no secrets. The task bodies are transactions: a rerun gives the
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pendulum
 
@@ -33,10 +35,13 @@ WAREHOUSE_HOST = "hrss-warehouse"  # a logical name: Asset URIs must not change 
 # as the safety net for loads from outside Airflow). `airflow_env.migrate` creates it.
 WAREHOUSE_LOAD_POOL = "warehouse_load"
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def default_args() -> dict[str, Any]:
     """Every task's defaults: retries with backoff, which the retry policy lets only transient database
-    errors use (a validation failure fails its task at once)."""
+    errors use (a validation failure fails its task at once), and a mail on every task failure."""
+    from hrss_warehouse import alerts
     from hrss_warehouse.retry_policy import TransientDatabaseErrorsOnly
 
     return {
@@ -46,7 +51,44 @@ def default_args() -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
         "retry_policy": TransientDatabaseErrorsOnly(),
+        "on_failure_callback": alerts.TASK_ALERTS,
     }
+
+
+def alerting() -> dict[str, Any]:
+    """DAG arguments that mail on every task failure and every run failure (see ``alerts``)."""
+    from hrss_warehouse import alerts
+
+    return {"default_args": default_args(), "on_failure_callback": alerts.DAG_ALERTS}
+
+
+def publish_deadline() -> Any:
+    """jcpt_nightly's DeadlineAlert: the marts published by 06:00 local, else a mail (see ``alerts``)."""
+    from hrss_warehouse import alerts
+
+    return alerts.publish_deadline()
+
+
+def stage(func: F) -> F:
+    """Record a stage's run metrics (``ops.stage_run``) whether it succeeds or fails; whether a failure
+    is retried is the retry policy's call (``default_args``)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from datetime import UTC, datetime
+
+        from hrss_warehouse import ops
+
+        started_at = datetime.now(UTC)
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            ops.record_task(func.__name__, args, None, started_at, exc)
+            raise
+        ops.record_task(func.__name__, args, result, started_at, None)
+        return result
+
+    return wrapper  # type: ignore[return-value]
 
 
 class DbtManifestMissing(RuntimeError):
@@ -58,6 +100,7 @@ def settings() -> Settings:
 
 
 # -- task bodies -------------------------------------------------------------------------------
+@stage
 def discover(landing: str | None, min_age_s: float | None = None) -> dict:
     """The scan of the landing folder (``land.Scan.as_dict``); ``min_age_s`` None is the scheduled
     default (``HRSS_LANDING_MIN_AGE_S``, else 60 s)."""
@@ -67,13 +110,20 @@ def discover(landing: str | None, min_age_s: float | None = None) -> dict:
     return land.scan(current, Path(landing) if landing else current.landing_dir, min_age_s).as_dict()
 
 
+@stage
 def register(scan: dict) -> list[dict]:
-    from hrss_warehouse import land
+    from hrss_warehouse import land, lineage
     from hrss_warehouse import register as register_stage
 
-    return register_stage.register_files(settings(), land.Scan.from_dict(scan))
+    current = settings()
+    found = land.Scan.from_dict(scan)
+    batches = register_stage.register_files(current, found)
+    lineage.report([lineage.file_uri(path) for path in found.files],
+                   [lineage.table_uri(current, "raw", "submission")])
+    return batches
 
 
+@stage
 def parse_and_check(batch: dict) -> dict:
     import logging
 
@@ -84,18 +134,35 @@ def parse_and_check(batch: dict) -> dict:
     return result
 
 
+@stage
 def load(batch_result: dict) -> dict:
+    from hrss_warehouse import lineage
     from hrss_warehouse import load as load_stage
+    from hrss_warehouse.spec import load_spec
 
-    return load_stage.load_batch(settings(), batch_result)
+    current = settings()
+    loaded = load_stage.load_batch(current, batch_result)
+    tables = sorted({load_spec().raw_table(f["form"]) for f in batch_result["rows_files"]})
+    lineage.report([lineage.table_uri(current, "raw", "submission")],
+                   [lineage.table_uri(current, "raw", t) for t in tables])
+    return loaded
 
 
+@stage
 def publish() -> dict:
+    from hrss_warehouse import lineage
     from hrss_warehouse import publish as publish_stage
+    from hrss_warehouse.transform import BUILD_SCHEMA
 
-    return publish_stage.publish(settings())
+    current = settings()
+    published = publish_stage.publish(current)
+    marts = published_marts()
+    lineage.report([lineage.table_uri(current, BUILD_SCHEMA, m) for m in marts],
+                   [lineage.table_uri(current, publish_stage.PUBLISHED_SCHEMA, m) for m in marts])
+    return published
 
 
+@stage
 def reports(batches: list[dict]) -> dict:
     from hrss_warehouse import report, transform
 
@@ -105,6 +172,7 @@ def reports(batches: list[dict]) -> dict:
     return {**written, "dbt_docs": str(transform.docs_generate(settings()))}
 
 
+@stage
 def export_sdmx(enabled: bool) -> dict:
     """The optional last task of jcpt_nightly (param `export_sdmx`): every published survey year as
     SDMX into $HRSS_HOME/exports/. Off by default, and says so in the task log."""
@@ -120,12 +188,14 @@ def export_sdmx(enabled: bool) -> dict:
     return {"folder": str(result.folder), "files": result.files}
 
 
+@stage
 def reprocess(survey_year: int, counties: list[str] | None, dry_run: bool) -> dict:
     from hrss_warehouse import pipeline
 
     return pipeline.reprocess_year(settings(), survey_year, counties=counties or None, dry_run=dry_run)
 
 
+@stage
 def load_divisions() -> int:
     from hrss_warehouse import reference
 
@@ -157,6 +227,7 @@ def dbt_env_interceptor(context: Any, operator: Any) -> None:
     operator.env = {**(operator.env or {}), **env}
 
 
+@stage
 def prepare_build() -> None:
     """Empty the build schema, so that publish can never take an earlier build's leftovers for this one."""
     from hrss_warehouse import transform
@@ -345,6 +416,9 @@ def run_nightly(settings: Settings, landing: Path) -> RunSummary:
     if bag.import_errors:
         raise RunError("cannot import the nightly DAG:\n" + "\n".join(bag.import_errors.values()))
     dag = bag.get_dag(NIGHTLY_DAG_ID)
+    # dag.test() has no triggerer to fire the publish deadline, and Airflow 3.3's dag.test() fails a run
+    # that succeeds when its in-memory DAG carries a DeadlineAlert (it looks the alert up by id)
+    dag.deadline = None
     started = time.monotonic()
     # a folder handed over by hand is finished: no minimum age unless HRSS_LANDING_MIN_AGE_S says so
     min_age_s = land.default_min_age_s(settings, scheduled=False)

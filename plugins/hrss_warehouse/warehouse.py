@@ -336,6 +336,7 @@ def lock_holders(settings: Settings, schemas: list[str]) -> str:
 
 
 BOOTSTRAP_SQL = (Path(__file__).parent / "sql" / "bootstrap.sql").read_text()
+OPS_SQL = (Path(__file__).parent / "sql" / "ops.sql").read_text()
 
 
 def bootstrap(settings: Settings) -> None:
@@ -352,6 +353,7 @@ def bootstrap(settings: Settings) -> None:
         # One bootstrap at a time: two concurrent CREATE ROLE IF NOT EXISTS would race.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('hrss_bootstrap'))")
         conn.execute(BOOTSTRAP_SQL)
+        conn.execute(OPS_SQL)
         conn.execute(sql.SQL("ALTER ROLE bi_reader WITH LOGIN PASSWORD {} CONNECTION LIMIT {}").format(
             sql.Literal(settings.bi_password), sql.Literal(settings.bi_connection_limit)))
         for setting, seconds in (("statement_timeout", settings.bi_statement_timeout_s),

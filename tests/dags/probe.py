@@ -67,7 +67,20 @@ def _task(task) -> dict:
         "outlets": sorted(getattr(a, "uri", str(a)) for a in (task.outlets or [])),
         "upstream": sorted(task.upstream_task_ids),
         "downstream": sorted(task.downstream_task_ids),
+        "on_failure_callback": _callbacks(task.on_failure_callback),
     }
+
+
+def _callbacks(callbacks) -> list[str]:
+    """What a DAG's or task's failure callbacks are, by class (notifiers) and kind."""
+    listed = callbacks if isinstance(callbacks, list) else [callbacks] if callbacks else []
+    return sorted(f"{type(c).__module__}.{type(c).__name__}:{getattr(c, 'kind', '')}" for c in listed)
+
+
+def _deadlines(dag) -> list[dict]:
+    alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline] if dag.deadline else []
+    return [{"reference": type(a.reference).__name__, "interval_s": a.interval.total_seconds(),
+             "callback": a.callback.path, "callback_kind": type(a.callback).__name__} for a in alerts]
 
 
 def describe(folder: str) -> dict:
@@ -88,6 +101,8 @@ def describe(folder: str) -> dict:
             "timezone": str(getattr(timetable, "timezone", "")),
             "start_date": dag.start_date.isoformat() if dag.start_date else None,
             "params": sorted(dag.params.keys()),
+            "on_failure_callback": _callbacks(dag.on_failure_callback),
+            "deadlines": _deadlines(dag),
             "tasks": [_task(t) for t in dag.tasks],
         }
     return {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "dags": dags,

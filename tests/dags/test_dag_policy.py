@@ -103,3 +103,19 @@ def test_reference_divisions(dag_report: dict) -> None:
     dag = dag_report["dags"]["reference_divisions"]
     assert dag["timetable"] == "NullTimetable"
     assert [t["outlets"] for t in dag["tasks"]] == [[orc.division_asset().uri]]
+
+
+def test_every_task_and_run_failure_is_mailed(dag_report: dict) -> None:
+    for dag_id, dag in dag_report["dags"].items():
+        assert dag["on_failure_callback"] == ["hrss_warehouse.alerts.AlertNotifier:run"], dag_id
+        for task in dag["tasks"]:
+            assert task["on_failure_callback"] == ["hrss_warehouse.alerts.AlertNotifier:task"], \
+                f"{dag_id}.{task['task_id']}"
+
+
+def test_the_nightly_must_publish_by_six(dag_report: dict) -> None:
+    # Its run of 02:00 local (the logical date) must have published by 06:00 Asia/Shanghai.
+    assert dag_report["dags"]["jcpt_nightly"]["deadlines"] == [{
+        "reference": "DagRunLogicalDateDeadline", "interval_s": 4 * 3600.0,
+        "callback": "hrss_warehouse.alerts.publish_deadline_missed", "callback_kind": "AsyncCallback"}]
+    assert dag_report["dags"]["jcpt_nightly"]["cron"] == "0 2 * * *"

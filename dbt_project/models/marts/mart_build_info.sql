@@ -1,6 +1,7 @@
 -- The build's completion marker: built last, after every other marts model and its tests passed
 -- (dbt build skips it otherwise), so publish.py swaps only a complete, tested build. Once
 -- published it tells BI users when the figures were built and from what.
+-- depends_on: {{ ref('mart_pipeline_runs') }}
 select
     '{{ invocation_id }}'::text as invocation_id,
     now() as built_at,

@@ -1,0 +1,19 @@
+select
+    dag_id,
+    run_id,
+    stage,
+    map_index,
+    try_number,
+    outcome,
+    started_at,
+    finished_at,
+    seconds,
+    files_in,
+    accepted,
+    quarantined,
+    rows_in,
+    rows_out,
+    dbt_nodes_built,
+    dbt_nodes_tested,
+    error
+from {{ source('ops', 'stage_run') }}

@@ -1,0 +1,84 @@
+"""Failure alerts through a real mail path: `hrss run` (jcpt_nightly through dag.test) fails at a task,
+and a real SMTP server (aiosmtpd on 127.0.0.1) receives the task's and the run's alert, addressed by the
+`hrss_alerts` connection that HRSS_ALERT_SMTP / HRSS_ALERT_TO define."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+from smtp_sink import SmtpSink, body
+
+from hrss_warehouse.config import PROJECT_ROOT, SPEC_DIR, Settings
+
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
+RECIPIENT = "hrss-ops@example.org"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _spec_without_rule(folder: Path, rule_id: str) -> Path:
+    """The shipped contract with one rule's block removed: its check still fires (the GX suites are
+    generated from the shipped rules), and the stage that looks the rule up fails naming it."""
+    folder.mkdir(parents=True)
+    shutil.copy(SPEC_DIR / "forms.yaml", folder / "forms.yaml")
+    text = (SPEC_DIR / "rules.yaml").read_text(encoding="utf-8")
+    edited, found = re.subn(rf"^  - id: {rule_id}\n(?:    .*\n)*", "", text, count=1, flags=re.MULTILINE)
+    assert found == 1
+    (folder / "rules.yaml").write_text(edited, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.soak  # a whole `hrss run` (about 140 s here): too costly for make test's budget
+def test_a_failed_task_and_run_are_mailed(settings: Settings, dbt_manifest: Path, tmp_path: Path) -> None:
+    from hrss_warehouse import reference
+
+    reference.load_divisions(settings)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shutil.copy(FIXTURES / "fail" / "C05" / "150206_2017.xlsx", landing / "150206_2017.xlsx")
+    with zipfile.ZipFile(landing / "150206_2017.xlsx", "a") as archive:
+        archive.comment = f"hrss alert test {uuid.uuid4()}".encode()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HRSS_"))}
+    env.update(HRSS_HOME=str(settings.home), HRSS_PG_PORT=str(settings.port),
+               HRSS_SPEC_DIR=str(_spec_without_rule(tmp_path / "spec", "C05")),
+               HRSS_ALERT_SMTP=f"127.0.0.1:{port}", HRSS_ALERT_TO=RECIPIENT)
+    if settings.external_dsn:
+        env["HRSS_WAREHOUSE_DSN"] = settings.external_dsn
+    with SmtpSink(port) as sink:
+        hrss = str(Path(sys.executable).with_name("hrss"))
+        result = subprocess.run([hrss, "run", "--landing", str(landing)], env=env, capture_output=True,
+                                text=True, timeout=900, check=False,
+                                cwd=settings.home)
+        mails = sink.mails
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    run_id = re.search(r"jcpt_nightly run (\S+): failed", result.stdout).group(1)
+
+    by_subject = {m["Subject"]: m for m in mails}
+    task_mail = by_subject.get(f"[hrss] jcpt_nightly: task parse_and_check[0] failed (run {run_id})")
+    run_mail = by_subject.get(f"[hrss] jcpt_nightly: run {run_id} failed")
+    assert task_mail is not None and run_mail is not None, sorted(by_subject)
+    for mail in (task_mail, run_mail):
+        assert mail["X-Envelope-To"] == RECIPIENT and mail["To"] == RECIPIENT
+        text = body(mail)
+        assert "jcpt_nightly" in text and run_id in text
+        assert "C05" in text, text  # the rule id, from the error line
+        assert "KeyError" in text
+        link = re.search(r"href='([^']+)'", text).group(1)
+        # The task's log in the Airflow UI.
+        assert link.startswith("http://127.0.0.1:") and "/dags/jcpt_nightly/runs/" in link
+        assert link.rstrip("/").split("?")[0].endswith("/tasks/parse_and_check/mapped/0")
+    assert len(mails) == 2, [m["Subject"] for m in mails]
