@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 from cosmos import DbtTaskGroup
 
-from hrss_warehouse import orchestration as orc
+from hrss_warehouse.airflow import orchestration as orc
 
 DOC = """
 ### Reprocess a survey year

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from hrss_warehouse import orchestration as orc
+from hrss_warehouse.airflow import orchestration as orc
 
 DOC = """
 ### Division registry

@@ -44,21 +44,21 @@ def reset_warehouse(settings: Settings) -> None:
 
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
-    from hrss_warehouse import warehouse
+    from hrss_warehouse.local import postgres
 
     home = _test_home()
     os.environ["HRSS_HOME"] = str(home)
     os.environ["HRSS_PG_PORT"] = os.environ.get("HRSS_TEST_PG_PORT", "55433")
     stale = Settings.from_env()
     if stale.embedded and stale.pgdata.exists():
-        warehouse.stop(stale)
+        postgres.stop(stale)
     shutil.rmtree(home, ignore_errors=True)
     current = Settings.from_env()
-    warehouse.start(current)
+    postgres.start(current)
     _active["settings"] = current
     yield current
     _active.clear()
-    warehouse.stop(current)
+    postgres.stop(current)
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from hrss_warehouse.check import SubmissionRef
-from hrss_warehouse.register import forms_of, parse_file_name
+from hrss_warehouse.files import parse_file_name
 from hrss_warehouse.spec import load_spec
+from hrss_warehouse.stages.register import forms_of
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))

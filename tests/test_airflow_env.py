@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hrss_warehouse import airflow_env
 from hrss_warehouse.config import DAGS_DIR, PLUGINS_DIR, Settings
+from hrss_warehouse.local import airflow_env
 
 # Run by Airflow in a fresh interpreter: its configuration and connection as Airflow sees them.
 AIRFLOW_VIEW = """

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from ingest_helpers import fixture_file
 
-from hrss_warehouse import check, land, load, pipeline, register
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse import check, files, pipeline
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.stages import land, load, register
 
 
 def _sha(path: Path) -> str:
@@ -107,7 +108,7 @@ def test_a_file_that_grows_while_it_is_read_stays_in_landing_for_the_next_run(se
             errors.append(exc)
 
     registering = threading.Thread(target=registration)
-    with caplog.at_level(logging.WARNING, logger="hrss_warehouse.land"):
+    with caplog.at_level(logging.WARNING, logger="hrss_warehouse.stages.land"):
         registering.start()
         deadline = time.monotonic() + 60
         while not marker.exists():
@@ -124,7 +125,7 @@ def test_a_file_that_grows_while_it_is_read_stays_in_landing_for_the_next_run(se
     assert [r[0] for r in _receipts(settings, [first_part, whole, steady_sha])] == [steady_sha]
     assert any(str(growing) in r.getMessage() and land.CHANGED_WHILE_READ in r.getMessage()
                for r in caplog.records)
-    assert not list((settings.archive_dir / register.INCOMING).glob("*"))
+    assert not list((settings.archive_dir / files.INCOMING).glob("*"))
     # the next run stores exactly the bytes it hashed
     batches = register.register_files(settings, land.scan(settings, landing, min_age_s=0))
     stored = [Path(r[5]) for r in _receipts(settings, [whole])]
@@ -150,11 +151,11 @@ def test_a_full_disk_mid_copy_leaves_no_truncated_file_and_the_rerun_stores_the_
     assert {path: path.read_bytes() for path in landed} == landed  # both still in landing, untouched
     assert _receipts(settings, shas) == []
     assert not [p for p in settings.archive_dir.rglob("*") if p.is_file() and p.name[:64] in shas]
-    assert not list((settings.archive_dir / register.INCOMING).glob("*"))
+    assert not list((settings.archive_dir / files.INCOMING).glob("*"))
     batches = register.register_files(settings, land.scan(settings, landing, min_age_s=0))
     stored = {r[0]: Path(r[5]) for r in _receipts(settings, shas)}
     assert sorted(stored) == sorted(shas) and all(_sha(path) == sha for sha, path in stored.items())
-    assert stored[shas[0]] == register.archive_path(settings, shas[0], "xlsx")
+    assert stored[shas[0]] == files.archive_path(settings, shas[0], "xlsx")
     _finish(settings, batches)
 
 

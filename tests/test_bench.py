@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import xlsxwriter
+from hrss_tools import bench, bench_naive
 
-from hrss_warehouse import bench, bench_naive
+from hrss_warehouse.db import connect
 from hrss_warehouse.spec import load_spec
-from hrss_warehouse.warehouse import connect
 
 COUNTY = "640104"
 YEAR = 2017
@@ -230,7 +230,7 @@ def _require(*modules: str) -> None:
 
 
 def _quick_run(settings, tmp_path: Path, parts: set[str]) -> str:
-    _require("hrss_warehouse.generate", "hrss_warehouse.pipeline")
+    _require("hrss_tools.generate", "hrss_warehouse.pipeline")
     outcome = bench.run(settings, bench.Plan.make(quick=True, parts=parts), out=tmp_path / "bench.md",
                         log=lambda _msg: None)
     assert outcome.failures == []
@@ -244,7 +244,7 @@ def test_quick_bench_measures_ingest_floors_reprocess_and_dag_parse(settings, tm
 
     `hrss run` (the other (e) row) is left to `make bench`: it repeats the ingest and build through Airflow.
     """
-    _require("hrss_warehouse.orchestration")
+    _require("hrss_warehouse.airflow.orchestration")
     report = _quick_run(settings, tmp_path, {"ingest", "load_floor", "reprocess", "dag_parse"})
     for label in ("(a) ingest", "(c) load floor", "reprocess of 2017", "(e) DAG files parsed",
                   "jcpt_nightly.py"):
@@ -255,7 +255,7 @@ def test_quick_bench_measures_ingest_floors_reprocess_and_dag_parse(settings, tm
 
 @pytest.mark.soak
 def test_quick_bench_measures_dbt_full_and_incremental(settings, tmp_path):
-    _require("hrss_warehouse.transform")
+    _require("hrss_warehouse.stages.transform")
     report = _quick_run(settings, tmp_path, {"ingest", "dbt"})
     assert "(d) dbt build, full" in report and "(d) dbt build, incremental" in report
     assert "| incremental dbt ≤ 10% of full | not measured |" not in report

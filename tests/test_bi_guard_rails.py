@@ -18,9 +18,10 @@ import psycopg
 import pytest
 import transform_dataset as ds
 
-from hrss_warehouse import publish, transform, warehouse
+from hrss_warehouse import db
 from hrss_warehouse.config import Settings
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.stages import publish, transform
 
 BI_APP = "bi guard-rail test"
 
@@ -30,11 +31,11 @@ def guard_rails(settings: Settings) -> Iterator[Callable[..., Settings]]:
     """Bootstrap again with some guard-rail settings changed; the defaults come back at teardown."""
     def apply(**changes: int) -> Settings:
         changed = dataclasses.replace(settings, **changes)
-        warehouse.bootstrap(changed)
+        db.bootstrap(changed)
         return changed
 
     yield apply
-    warehouse.bootstrap(settings)
+    db.bootstrap(settings)
 
 
 def bi_session(settings: Settings) -> psycopg.Connection:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hrss_warehouse import crosswalk, reference
+from hrss_warehouse.stages import crosswalk, reference
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The Airflow UI links to the project's documents and a real Airflow API server serves them: dbt docs,
-GX Data Docs, the latest summary.html and the feedback reports (plugin hrss_warehouse.docs_plugin)."""
+GX Data Docs, the latest summary.html and the feedback reports (plugin hrss_warehouse.airflow.docs_plugin)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hrss_warehouse import airflow_env
 from hrss_warehouse.config import Settings
+from hrss_warehouse.local import airflow_env
 
 # The plugin module imports Airflow: keep its home inside the test home, never ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", str(Path(os.environ.get("HRSS_TEST_HOME", ".hrss-test")).resolve()
@@ -79,7 +79,7 @@ def _port_open(port: int) -> bool:
 
 @pytest.mark.slow
 def test_the_api_server_serves_every_document_the_ui_links_to(settings: Settings, api_server: str) -> None:
-    from hrss_warehouse import gx_context
+    from hrss_warehouse.check import gx_context
 
     gx_index = gx_context.build_data_docs()  # the real Data Docs of the suites
     assert gx_index.exists()
@@ -90,7 +90,7 @@ def test_the_api_server_serves_every_document_the_ui_links_to(settings: Settings
     (settings.reports_dir / "summary.html").write_text("<html>marts summary of the test run</html>")
     (settings.reports_dir / "feedback" / "150206_2017_JCPT-1.html").write_text("<html>feedback</html>")
 
-    from hrss_warehouse import docs_plugin
+    from hrss_warehouse.airflow import docs_plugin
 
     links = docs_plugin.links(api_server)
     expected = {"dbt docs": "dbt docs of the published marts", "GX Data Docs": "jcpt-1_v2017",

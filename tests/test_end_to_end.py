@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from hrss_warehouse import warehouse
+from hrss_warehouse import db
 from hrss_warehouse.config import Settings
 from hrss_warehouse.spec import load_spec
 
@@ -43,12 +43,12 @@ def checksums(settings: Settings) -> dict[str, str]:
 def raw_counts(settings: Settings) -> dict[str, int]:
     spec = load_spec()
     tables = ["submission", *(spec.raw_table(f) for f in spec.form_codes)]
-    with warehouse.connect(settings, warehouse.LOADER) as conn:
+    with db.connect(settings, db.LOADER) as conn:
         return {t: conn.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in tables}
 
 
 def build_and_publish(settings: Settings, *, full_refresh: bool = False) -> dict:
-    from hrss_warehouse import publish, transform
+    from hrss_warehouse.stages import publish, transform
 
     transform.build(settings, full_refresh=full_refresh)
     return publish.publish(settings)
@@ -56,7 +56,10 @@ def build_and_publish(settings: Settings, *, full_refresh: bool = False) -> dict
 
 @pytest.fixture(scope="module")
 def flow(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from hrss_warehouse import generate, pipeline, reference
+    from hrss_tools import generate
+
+    from hrss_warehouse import pipeline
+    from hrss_warehouse.stages import reference
 
     reference.load_divisions(settings)
     landing = settings.landing_dir
@@ -88,7 +91,7 @@ def test_every_file_gets_the_outcome_the_generator_intended(settings: Settings, 
 
 
 def test_every_reporting_county_has_a_return_in_force(settings: Settings, flow: dict) -> None:
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     for year in YEARS:
         counties = reference.reporting_counties(year)
@@ -111,7 +114,7 @@ def test_a_byte_identical_resend_changes_nothing(settings: Settings, flow: dict)
     from hrss_warehouse import pipeline
 
     before, counts = checksums(settings), raw_counts(settings)
-    with warehouse.connect(settings, warehouse.LOADER) as conn:
+    with db.connect(settings, db.LOADER) as conn:
         receipts = conn.execute("SELECT count(*) FROM raw.receipt").fetchone()[0]
     for path in flow["pristine"].iterdir():  # the first copies were moved to the archive
         shutil.copy2(path, settings.landing_dir / path.name)
@@ -119,7 +122,7 @@ def test_a_byte_identical_resend_changes_nothing(settings: Settings, flow: dict)
     build_and_publish(settings)
     assert again["accepted"] == again["quarantined"] == again["rows"] == 0
     assert raw_counts(settings) == counts
-    with warehouse.connect(settings, warehouse.LOADER) as conn:
+    with db.connect(settings, db.LOADER) as conn:
         assert conn.execute("SELECT count(*) FROM raw.receipt").fetchone()[0] == receipts + len(
             list(flow["pristine"].iterdir()))
     assert checksums(settings) == before
@@ -127,7 +130,7 @@ def test_a_byte_identical_resend_changes_nothing(settings: Settings, flow: dict)
 
 
 def test_personal_data_never_reaches_the_marts(settings: Settings, flow: dict) -> None:
-    with warehouse.connect(settings, warehouse.LOADER) as conn:
+    with db.connect(settings, db.LOADER) as conn:
         contacts = conn.execute(
             "SELECT c.submission_id, c.name, c.phone FROM raw.submission_contact c "
             "JOIN raw.submission s USING (submission_id) WHERE s.outcome = 'accepted'").fetchall()
@@ -160,13 +163,13 @@ def test_personal_data_never_reaches_the_marts(settings: Settings, flow: dict) -
             elements = f'"{column}"::text[]' if data_type == "ARRAY" else f'ARRAY["{column}"::text]'
             found = conn.execute(found_in.format(table=table, elements=elements), params).fetchone()[0]
             assert found == 0, f"personal data in marts.{table}.{column}"
-    with warehouse.connect(settings, warehouse.TRANSFORMER) as conn, pytest.raises(
+    with db.connect(settings, db.TRANSFORMER) as conn, pytest.raises(
             errors.InsufficientPrivilege):
         conn.execute("SELECT * FROM raw.submission_contact")
 
 
 def test_summary_shows_the_marts(settings: Settings, flow: dict) -> None:
-    from hrss_warehouse.summary import write_summary
+    from hrss_warehouse.stages.summary import write_summary
 
     text, page = write_summary(settings)
     assert "Reconciliation with the published figures" in text and "CQ-05" in text

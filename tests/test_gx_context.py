@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from ingest_helpers import fixture_file, refs
 
-from hrss_warehouse import check, gx_context
+from hrss_warehouse import check
+from hrss_warehouse.check import gx_context
 from hrss_warehouse.config import Settings
 
 

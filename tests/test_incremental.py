@@ -31,9 +31,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from ingest_helpers import make_fixtures
 
-from hrss_warehouse import pipeline, reference, transform
+from hrss_warehouse import pipeline
 from hrss_warehouse.config import SPEC_DIR, WAREHOUSE_DB, Settings
-from hrss_warehouse.warehouse import LOADER, TRANSFORMER, connect
+from hrss_warehouse.db import LOADER, TRANSFORMER, connect
+from hrss_warehouse.stages import reference, transform
 
 FULL_SOAK = os.environ.get("HRSS_SOAK", "").lower() == "full"
 COUNTY = make_fixtures.COUNTY

@@ -16,10 +16,11 @@ import psycopg
 import pytest
 from ingest_helpers import FIXTURES, make_fixtures
 
-from hrss_warehouse import load, parse, pipeline, report
-from hrss_warehouse.register import parse_file_name
+from hrss_warehouse import db, pipeline
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.files import parse_file_name
 from hrss_warehouse.spec import WAREHOUSE_FAILURE, load_spec
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.stages import parse, report
 
 GOOD = FIXTURES / "pass" / "good" / "150206_2017.xlsx"
 POISON_NAME = "毒丸街道"  # a township name the test's CHECK constraint makes the warehouse refuse
@@ -114,7 +115,7 @@ def _reports(settings, sid: int) -> tuple[list[dict], str]:
 def ingested(settings, tmp_path_factory):
     landing = tmp_path_factory.mktemp("landing")
     names = _landing(landing)
-    load.ensure_schema(settings)
+    db.ensure_raw_schema(settings)
     _constraint(settings, add=True)
     summary = pipeline.ingest_folder(settings, landing)
     return names, summary, _submissions(settings)

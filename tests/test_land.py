@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from hrss_warehouse import land
 from hrss_warehouse.config import ConfigError, Settings
+from hrss_warehouse.stages import land
 
 
 def test_scan_registers_sub_folders_and_leaves_every_other_entry_with_its_reason(tmp_path, caplog):
@@ -27,7 +27,7 @@ def test_scan_registers_sub_folders_and_leaves_every_other_entry_with_its_reason
     (tmp_path / "link_2017.xlsx").symlink_to("/etc/passwd")
     (tmp_path / "linked_folder").symlink_to("/etc")
     os.mkfifo(tmp_path / "420106_2017.xlsx")
-    with caplog.at_level(logging.WARNING, logger="hrss_warehouse.land"):
+    with caplog.at_level(logging.WARNING, logger="hrss_warehouse.stages.land"):
         scan = land.scan(settings, tmp_path, min_age_s=0)
     found = [os.path.relpath(p, tmp_path) for p in scan.files]
     assert found == ["..%2Fetc_2017.xlsx", ".hidden_2017.xlsx", "110101_2017_JCPT-2.csv", "420102_2017.xlsx",

@@ -9,21 +9,22 @@ import time
 import pytest
 from ingest_helpers import fixture_file
 
-from hrss_warehouse import check, land, load, register, warehouse
-from hrss_warehouse.warehouse import LOADER, WarehouseError, connect
+from hrss_warehouse import check, db, files
+from hrss_warehouse.db import LOADER, WarehouseError, connect
+from hrss_warehouse.stages import land, load, register
 
 
 def test_a_held_lock_refuses_with_a_clear_message_or_waits(settings):
-    with warehouse.warehouse_lock(settings, "load"):
+    with db.warehouse_lock(settings, "load"):
         with (pytest.raises(WarehouseError, match=r"'load' lock is held by PostgreSQL backend \d+"),
-              warehouse.warehouse_lock(settings, "load", wait=False)):
+              db.warehouse_lock(settings, "load", wait=False)):
             pass
-        with warehouse.warehouse_lock(settings, "publish", wait=False):
+        with db.warehouse_lock(settings, "publish", wait=False):
             pass  # another name is another lock
     released = threading.Event()
 
     def hold() -> None:
-        with warehouse.warehouse_lock(settings, "load"):
+        with db.warehouse_lock(settings, "load"):
             released.wait(10)
 
     holder = threading.Thread(target=hold)
@@ -31,7 +32,7 @@ def test_a_held_lock_refuses_with_a_clear_message_or_waits(settings):
     time.sleep(0.5)
     started = time.monotonic()
     threading.Timer(1.0, released.set).start()
-    with warehouse.warehouse_lock(settings, "load", timeout_s=30):
+    with db.warehouse_lock(settings, "load", timeout_s=30):
         assert time.monotonic() - started >= 0.9  # waited for the holder
     holder.join()
 
@@ -39,7 +40,7 @@ def test_a_held_lock_refuses_with_a_clear_message_or_waits(settings):
 def test_loading_a_batch_twice_changes_nothing(settings, tmp_path):
     landed = tmp_path / "150206_2017_JCPT-3_r40.csv"
     shutil.copyfile(fixture_file("pass", "csv_gb18030"), landed)
-    sha = register.sha256_of(landed)
+    sha = files.sha256_of(landed)
     batches = register.register_files(settings, land.scan(settings, tmp_path, min_age_s=0))
     results = [check.parse_and_check_batch(settings, b) for b in batches]
 

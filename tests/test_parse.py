@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ingest_helpers import FIXTURES, fixture_file, make_fixtures
 
-from hrss_warehouse import parse
-from hrss_warehouse.register import parse_file_name
+from hrss_warehouse.files import parse_file_name
 from hrss_warehouse.spec import load_spec
+from hrss_warehouse.stages import parse
 
 
 def _parse(path: Path, file_name: str | None = None) -> parse.ParsedFile:
@@ -105,8 +105,8 @@ _BOMB_CHILD = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 from pathlib import Path
-from hrss_warehouse import parse
-from hrss_warehouse.register import parse_file_name
+from hrss_warehouse.stages import parse
+from hrss_warehouse.files import parse_file_name
 path = Path(sys.argv[1])
 parsed = parse.parse_file(path, parse_file_name(path.name), path.name)
 print(json.dumps([[f.rule_id, f.params] for f in parsed.findings]))

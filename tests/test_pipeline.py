@@ -11,14 +11,15 @@ import pytest
 from ingest_helpers import FIXTURES, make_fixtures
 from test_check import FAILING, PASSING
 
-from hrss_warehouse import load, pipeline, register
+from hrss_warehouse import files, pipeline
+from hrss_warehouse.db import LOADER, TRANSFORMER, connect
 from hrss_warehouse.spec import load_spec
-from hrss_warehouse.warehouse import LOADER, TRANSFORMER, connect
+from hrss_warehouse.stages import load
 
 
 def _landed_name(path: Path, revision: int) -> str:
     """Give each fixture a distinct legal revision so they can share one landing folder."""
-    name = register.parse_file_name(path.name)
+    name = files.parse_file_name(path.name)
     if name is None:
         return path.name
     form = f"_{name.form}" if name.form else ""
@@ -83,7 +84,7 @@ def test_bad_inputs_are_answered_and_get_one_row_with_nulls(ingested):
             continue
         expected = case.split("_")[0]
         assert [(s[3], s[4]) for s in subs] == [("quarantined", [expected])], case
-        named_csv = register.parse_file_name(subs[0][1]) is not None and subs[0][1].endswith(".csv")
+        named_csv = files.parse_file_name(subs[0][1]) is not None and subs[0][1].endswith(".csv")
         assert (subs[0][2] is None) != named_csv  # NULL form unless the CSV's name gives it
 
 

@@ -17,9 +17,10 @@ import psycopg
 import pytest
 import transform_dataset as ds
 
-from hrss_warehouse import ops, publish, transform
 from hrss_warehouse.config import Settings
-from hrss_warehouse.warehouse import connect
+from hrss_warehouse.db import connect
+from hrss_warehouse.operations import metrics as ops
+from hrss_warehouse.stages import publish, transform
 
 
 def bi_query(settings, query: str) -> list[tuple]:
@@ -159,12 +160,12 @@ def test_docs_describe_the_published_marts(settings, first_publish) -> None:
 
 
 def test_a_second_publisher_waits_then_says_who_holds_the_lock(settings, first_publish, monkeypatch) -> None:
-    from hrss_warehouse import warehouse
+    from hrss_warehouse import db
 
     monkeypatch.setattr(publish, "PUBLISH_WAIT_S", 1.0)
     held_by = (r"nothing was published: the warehouse 'publish' lock is held by PostgreSQL backend \d+ "
                r"\(hrss publish lock, pid \d+, connected since ")
-    with warehouse.warehouse_lock(settings, "publish"), pytest.raises(publish.PublishError, match=held_by):
+    with db.warehouse_lock(settings, "publish"), pytest.raises(publish.PublishError, match=held_by):
         publish.publish(settings)
     published = bi_query(settings, "SELECT invocation_id FROM mart_build_info")
     assert published  # yesterday's marts stay readable

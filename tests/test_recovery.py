@@ -20,9 +20,12 @@ import pytest
 from ingest_helpers import fixture_file
 from warehouse_reset import drop_project_schemas
 
-from hrss_warehouse import backup, cli, pipeline, rebuild, receipts_manifest, warehouse
+from hrss_warehouse import cli, pipeline
 from hrss_warehouse.config import Settings
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.local import postgres
+from hrss_warehouse.operations import backup, rebuild
+from hrss_warehouse.stages import receipts_manifest
 
 
 def _receipts(settings: Settings) -> list[tuple]:
@@ -108,7 +111,7 @@ def test_backup_then_restore_on_a_fresh_home_restores_the_registry(settings: Set
     before = _state(settings)
     made = backup.backup(settings, tmp_path / "backup")
     assert made["receipts"] == 4
-    warehouse.stop(settings)
+    postgres.stop(settings)
     shutil.rmtree(settings.home)  # the home is lost: database, archive, quarantine, secrets
     assert backup.restore(settings, tmp_path / "backup")["receipts"] == 4
     assert _state(settings) == before

@@ -18,9 +18,12 @@ import pytest
 from test_end_to_end import build_and_publish, checksums, raw_counts
 from test_recovery import _fresh_warehouse, _receipts, _revision, _scans
 
-from hrss_warehouse import backup, cli, pipeline, rebuild, receipts_manifest, warehouse
+from hrss_warehouse import cli, pipeline
 from hrss_warehouse.config import Settings
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.local import postgres
+from hrss_warehouse.operations import backup, rebuild
+from hrss_warehouse.stages import receipts_manifest
 
 pytestmark = pytest.mark.soak
 
@@ -37,7 +40,9 @@ def _chosen(manifest: dict) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def history(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from hrss_warehouse import generate, reference
+    from hrss_tools import generate
+
+    from hrss_warehouse.stages import reference
 
     reference.load_divisions(settings)
     returns = tmp_path_factory.mktemp("returns")
@@ -104,7 +109,7 @@ def test_backup_then_restore_on_a_fresh_home_gives_the_same_marts(settings: Sett
     folder = tmp_path / "backup"
     made = backup.backup(settings, folder)
     assert made["receipts"] == len(history["receipts"])
-    warehouse.stop(settings)
+    postgres.stop(settings)
     shutil.rmtree(settings.home)  # the home is lost: database, archive, quarantine, secrets
     restored = backup.restore(settings, folder)
     assert restored["receipts"] == len(history["receipts"])

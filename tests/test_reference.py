@@ -9,8 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hrss_warehouse import reference
-from hrss_warehouse.warehouse import TRANSFORMER, connect
+from hrss_warehouse.db import TRANSFORMER, connect
+from hrss_warehouse.stages import reference
 
 
 def test_edition_for_survey_year_clamps() -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from ingest_helpers import fixture_file
 
-from hrss_warehouse import check, land, load, register
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse import check, files
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.stages import land, load, register
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -27,7 +28,7 @@ from hrss_warehouse.warehouse import LOADER, connect
     ("420102_２０１７.xlsx", None), ("420102_2017_r２.xlsx", None), ("420102_2017_JCPT-１.csv", None),
 ])
 def test_file_names(name, expected):
-    parsed = register.parse_file_name(name)
+    parsed = files.parse_file_name(name)
     assert (None if parsed is None else (parsed.county_code, parsed.survey_year, parsed.form,
                                          parsed.revision, parsed.kind)) == expected
 
@@ -43,7 +44,7 @@ def test_register_archives_records_and_batches(settings, tmp_path):
     good = fixture_file("pass", "good_v2014")
     landed = tmp_path / "150206_2015_r7.xlsx"
     shutil.copyfile(good, landed)
-    sha = register.sha256_of(landed)
+    sha = files.sha256_of(landed)
     batches = register.register_files(settings, land.scan(settings, tmp_path, min_age_s=0))
     rows, receipts = _rows(settings, sha)
     assert [r[0] for r in rows] == ["JCPT-1", "JCPT-2", "JCPT-3"] and receipts == 1
@@ -72,7 +73,7 @@ def test_register_archives_records_and_batches(settings, tmp_path):
 def test_unreadable_files_get_one_row_with_nulls(settings, tmp_path):
     landed = tmp_path / "no name at all.xlsx"
     landed.write_bytes(b"\x00\x01garbage")
-    sha = register.sha256_of(landed)
+    sha = files.sha256_of(landed)
     batches = register.register_files(settings, land.scan(settings, tmp_path, min_age_s=0))
     rows, _ = _rows(settings, sha)
     assert rows == [(None, None, "pending", str(settings.archive_dir / sha[:2] / f"{sha}.bin"))]

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from ingest_helpers import fixture_file
 
-from hrss_warehouse import pipeline, reference
+from hrss_warehouse import pipeline
 from hrss_warehouse.config import Settings
-from hrss_warehouse.warehouse import connect
+from hrss_warehouse.db import connect
+from hrss_warehouse.stages import reference
 
 
 def _version_rows(settings: Settings) -> list[tuple]:

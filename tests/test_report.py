@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hrss_warehouse.report import fill, safe_cell
 from hrss_warehouse.spec import load_spec
+from hrss_warehouse.stages.report import fill, safe_cell
 
 
 @pytest.mark.parametrize(("value", "expected"), [

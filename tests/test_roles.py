@@ -6,30 +6,30 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from hrss_warehouse import warehouse
+from hrss_warehouse import db
 from hrss_warehouse.config import Settings
 
 
 @pytest.fixture(scope="module")
 def probe_tables(settings: Settings):
-    with warehouse.connect(settings, warehouse.LOADER) as conn:
+    with db.connect(settings, db.LOADER) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS raw.role_probe (v int)")
         conn.commit()
-    with warehouse.connect(settings, warehouse.TRANSFORMER) as conn:
+    with db.connect(settings, db.TRANSFORMER) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS marts.role_probe AS SELECT 42 AS v")
         conn.execute("CREATE TABLE IF NOT EXISTS staging.role_probe (v int)")
         conn.commit()
     yield
-    with warehouse.connect(settings) as conn:
+    with db.connect(settings) as conn:
         for table in ("raw.role_probe", "marts.role_probe", "staging.role_probe"):
             conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.commit()
 
 
 def test_bootstrap_is_idempotent(settings: Settings) -> None:
-    warehouse.bootstrap(settings)
-    warehouse.bootstrap(settings)
-    with warehouse.connect(settings) as conn:
+    db.bootstrap(settings)
+    db.bootstrap(settings)
+    with db.connect(settings) as conn:
         schemas = {r[0] for r in conn.execute("select nspname from pg_namespace")}
     assert {"raw", "reference", "staging", "intermediate", "marts"} <= schemas
 
@@ -67,17 +67,17 @@ def test_bi_reader_cannot_reach_airflow_metadata(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize(("role", "statement"), [
-    (warehouse.LOADER, "create table marts.loader_intrusion (v int)"),
-    (warehouse.LOADER, "create table staging.loader_intrusion (v int)"),
-    (warehouse.TRANSFORMER, "insert into raw.role_probe values (1)"),
-    (warehouse.TRANSFORMER, "create table raw.transformer_intrusion (v int)"),
+    (db.LOADER, "create table marts.loader_intrusion (v int)"),
+    (db.LOADER, "create table staging.loader_intrusion (v int)"),
+    (db.TRANSFORMER, "insert into raw.role_probe values (1)"),
+    (db.TRANSFORMER, "create table raw.transformer_intrusion (v int)"),
 ])
 def test_stage_roles_cannot_write_elsewhere(settings: Settings, probe_tables, role: str,
                                             statement: str) -> None:
-    with warehouse.connect(settings, role) as conn, pytest.raises(errors.InsufficientPrivilege):
+    with db.connect(settings, role) as conn, pytest.raises(errors.InsufficientPrivilege):
         conn.execute(statement)
 
 
 def test_transformer_reads_what_the_loader_wrote(settings: Settings, probe_tables) -> None:
-    with warehouse.connect(settings, warehouse.TRANSFORMER) as conn:
+    with db.connect(settings, db.TRANSFORMER) as conn:
         assert conn.execute("select count(*) from raw.role_probe").fetchone() == (0,)

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 import transform_dataset as ds
 
-from hrss_warehouse import crosswalk, export, publish, reference, transform
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.stages import crosswalk, export, publish, reference, transform
 
 HANYANG = [
     ("420104000000", "汉阳区", "county", 2016, 2023, False, False),
@@ -375,7 +375,7 @@ def test_sdmx_export_reads_back_with_sdmx1(settings, second, tmp_path) -> None:
 def test_nightly_export_task_writes_only_when_asked(settings, second) -> None:
     import logging
 
-    from hrss_warehouse import orchestration
+    from hrss_warehouse.airflow import orchestration
 
     exports = settings.home / "exports"
     said: list[logging.LogRecord] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from hrss_warehouse.summary import Marts, console_summary, html_summary
+from hrss_warehouse.stages.summary import Marts, console_summary, html_summary
 
 # Every province of the registry, as the marts roll them up; only some have returns.
 PROVINCES = {"110000": "北京市", "130000": "河北省", "420000": "湖北省", "450000": "广西壮族自治区",

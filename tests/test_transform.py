@@ -13,10 +13,10 @@ import pytest
 import transform_dataset as ds
 import yaml
 
-from hrss_warehouse import transform
 from hrss_warehouse.config import DBT_PROJECT_DIR, SEED_DIR
+from hrss_warehouse.db import connect
 from hrss_warehouse.spec import load_spec
-from hrss_warehouse.warehouse import connect
+from hrss_warehouse.stages import transform
 
 BUILD = transform.BUILD_SCHEMA
 

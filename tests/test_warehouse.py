@@ -11,8 +11,9 @@ import time
 import psycopg
 import pytest
 
-from hrss_warehouse import warehouse
+from hrss_warehouse import db
 from hrss_warehouse.config import Settings
+from hrss_warehouse.local import postgres
 
 
 def _hrss(*args: str) -> subprocess.CompletedProcess:
@@ -21,8 +22,8 @@ def _hrss(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_start_twice_is_harmless(settings: Settings) -> None:
-    assert "already running" in warehouse.start(settings)
-    assert warehouse.status(settings).running
+    assert "already running" in postgres.start(settings)
+    assert postgres.status(settings).running
 
 
 def test_url_prints_only_a_dsn(settings: Settings) -> None:
@@ -48,14 +49,14 @@ def test_restart_after_kill_9(settings: Settings) -> None:
     pid = int((settings.pgdata / "postmaster.pid").read_text().splitlines()[0])
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while warehouse.status(settings).running and time.monotonic() < deadline:
+    while postgres.status(settings).running and time.monotonic() < deadline:
         time.sleep(0.1)
-    state = warehouse.status(settings)
+    state = postgres.status(settings)
     assert not state.running and "dead" in state.detail
     result = _hrss("warehouse", "start")
     assert result.returncode == 0, result.stderr
-    assert warehouse.status(settings).running
-    with warehouse.connect(settings) as conn:
+    assert postgres.status(settings).running
+    with db.connect(settings) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
 
 
@@ -67,18 +68,18 @@ def test_stop_then_start(settings: Settings) -> None:
     assert stopped.returncode == 3 and "stopped" in stopped.stdout
     down = _hrss("warehouse", "url")  # needs no server
     assert down.returncode == 0
-    assert warehouse.start(settings).startswith("warehouse started")
+    assert postgres.start(settings).startswith("warehouse started")
 
 
 def test_connect_to_stopped_warehouse_says_what_to_do(settings: Settings) -> None:
     if not settings.embedded:
         pytest.skip("external warehouse")
-    warehouse.stop(settings)
+    postgres.stop(settings)
     try:
-        with pytest.raises(warehouse.WarehouseError, match="hrss warehouse start"):
-            warehouse.connect(settings).__enter__()
+        with pytest.raises(db.WarehouseError, match="hrss warehouse start"):
+            db.connect(settings).__enter__()
     finally:
-        warehouse.start(settings)
+        postgres.start(settings)
 
 
 def test_server_does_not_run_as_root(settings: Settings) -> None:
@@ -87,4 +88,4 @@ def test_server_does_not_run_as_root(settings: Settings) -> None:
     import psutil
 
     pid = int((settings.pgdata / "postmaster.pid").read_text().splitlines()[0])
-    assert psutil.Process(pid).username() == warehouse.SERVICE_USER
+    assert psutil.Process(pid).username() == postgres.SERVICE_USER

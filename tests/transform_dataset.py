@@ -21,9 +21,9 @@ from __future__ import annotations
 import pandas as pd
 from psycopg import Connection
 
-from hrss_warehouse import crosswalk
+from hrss_warehouse.db import LOADER
 from hrss_warehouse.spec import load_spec
-from hrss_warehouse.warehouse import LOADER
+from hrss_warehouse.stages import crosswalk
 
 SUBMISSION_DDL = """
 CREATE TABLE IF NOT EXISTS raw.submission (

@@ -3,7 +3,7 @@ of its own because `from conftest import` finds whichever conftest pytest loaded
 
 from __future__ import annotations
 
-from hrss_warehouse import warehouse
+from hrss_warehouse import db
 from hrss_warehouse.config import Settings
 
 # Schemas the project (and dbt) create; dropping them resets the warehouse to a fresh bootstrap.
@@ -13,8 +13,8 @@ PROJECT_SCHEMAS = ("raw", "reference", "staging", "intermediate", "core", "marts
 
 def drop_project_schemas(settings: Settings) -> None:
     """Drop every project schema (the database's content is lost), then bootstrap again."""
-    with warehouse.connect(settings) as conn:
+    with db.connect(settings) as conn:
         for schema in PROJECT_SCHEMAS:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.commit()
-    warehouse.bootstrap(settings)
+    db.bootstrap(settings)

@@ -19,6 +19,9 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DAGS_DIR = PROJECT_ROOT / "dags"
 PLUGINS_DIR = PROJECT_ROOT / "plugins"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+PACKAGE_DIR = Path(__file__).resolve().parent
+SQL_DIR = PACKAGE_DIR / "sql"  # the DDL the bootstrap and the loader run
+DATA_DIR = PACKAGE_DIR / "data"  # the division registry and its sources
 
 DEFAULT_PORT = 55432
 DEFAULT_BATCH_SUBMISSIONS = 1200
@@ -27,6 +30,7 @@ DEFAULT_BI_STATEMENT_TIMEOUT_S = 300
 DEFAULT_BI_IDLE_IN_TRANSACTION_TIMEOUT_S = 60
 DEFAULT_BI_CONNECTION_LIMIT = 20
 DEFAULT_LOCK_TIMEOUT_S = 120
+FIRST_SURVEY_YEAR = 2014  # the first survey year the spec covers
 WAREHOUSE_DB = "hrss"
 AIRFLOW_DB = "airflow"
 ADMIN_USER = "hrss_admin"

@@ -13,9 +13,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
-from hrss_warehouse import check, graceful, land, load, progress, reference, register, report
+from hrss_warehouse import check, db, graceful, progress
 from hrss_warehouse.config import Settings
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.stages import land, load, reference, register, report
 
 
 def checked_batches(settings: Settings, batches: list[dict],
@@ -110,7 +111,7 @@ def reprocess_year(settings: Settings, survey_year: int, counties: list[str] | N
                    dry_run: bool = False) -> dict:
     """Re-check (and unless ``dry_run`` reload) a year's stored submissions; report what changed."""
     reference.ensure_loaded(settings)
-    load.ensure_schema(settings)
+    db.ensure_raw_schema(settings)
     with connect(settings, role=LOADER) as conn:
         rows = conn.execute(
             "SELECT submission_id, county_code FROM raw.submission WHERE survey_year = %s "

@@ -25,7 +25,7 @@ class Superset:
     start_s: float
 
     def password(self, login: str) -> str:
-        from hrss_warehouse import bi
+        from hrss_warehouse.local import bi
 
         return bi.password(self.settings, login)
 
@@ -48,7 +48,7 @@ class Superset:
 
 @pytest.fixture(scope="session")
 def superset(settings: Settings) -> Iterator[Superset]:
-    from hrss_warehouse import bi
+    from hrss_warehouse.local import bi
 
     started = time.perf_counter()
     install = subprocess.run(["make", "--no-print-directory", "bi-install"], cwd=PROJECT_ROOT,

@@ -31,7 +31,10 @@ def _bundle(folder: str) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def marts(settings: Settings) -> dict[str, str]:
     """Two provinces' returns published; the province names as the marts hold them."""
-    from hrss_warehouse import generate, pipeline, publish, reference, transform
+    from hrss_tools import generate
+
+    from hrss_warehouse import pipeline
+    from hrss_warehouse.stages import publish, reference, transform
 
     reference.load_divisions(settings)
     generate.generate(settings.landing_dir, provinces=[HUBEI, OTHER], years=[YEAR], seed=3, progress=False)
@@ -112,7 +115,7 @@ def test_a_provincial_viewer_sees_only_its_province_in_every_dataset(superset, m
 
 
 def test_datasets_keep_working_across_a_blue_green_swap(superset, marts, settings: Settings) -> None:
-    from hrss_warehouse import publish, transform
+    from hrss_warehouse.stages import publish, transform
 
     token = superset.token("national_viewer")
     ids = _dataset_ids(superset, token)

@@ -22,7 +22,7 @@ def dbt_manifest() -> Path:
     if not manifest.exists():
         if not (DBT_PROJECT_DIR / "dbt_project.yml").exists():
             pytest.skip("dbt_project/ is not there yet: the DAGs render their dbt tasks from its manifest")
-        from hrss_warehouse import transform
+        from hrss_warehouse.stages import transform
 
         transform.parse()
     return manifest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from airflow.sdk import dag, task
 
-from hrss_warehouse import orchestration as orc
+from hrss_warehouse.airflow import orchestration as orc
 
 
 def _attempt(name: str) -> int:

@@ -13,8 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from hrss_warehouse import airflow_env
 from hrss_warehouse.config import Settings
+from hrss_warehouse.local import airflow_env
 
 settings = Settings.from_env()
 airflow_env.migrate(settings)

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import pytest
 from browser import browser, chromium_or_skip
 
-from hrss_warehouse import airflow_env
 from hrss_warehouse.config import PROJECT_ROOT, Settings
+from hrss_warehouse.local import airflow_env
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "pass" / "good" / "150206_2017.xlsx"
 YEAR = 2017
@@ -58,7 +58,8 @@ def _type_datetime(page, field, when: tuple[str, str]) -> None:
 @pytest.fixture
 def airflow(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     chromium_or_skip()
-    from hrss_warehouse import pipeline, reference
+    from hrss_warehouse import pipeline
+    from hrss_warehouse.stages import reference
 
     reference.load_divisions(settings)
     landing = settings.landing_dir

@@ -43,7 +43,7 @@ def _spec_without_rule(folder: Path, rule_id: str) -> Path:
 
 @pytest.mark.soak  # a whole `hrss run` (about 140 s here): too costly for make test's budget
 def test_a_failed_task_and_run_are_mailed(settings: Settings, dbt_manifest: Path, tmp_path: Path) -> None:
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     reference.load_divisions(settings)
     landing = tmp_path / "landing"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hrss_warehouse import orchestration as orc
+from hrss_warehouse.airflow import orchestration as orc
 
 
 def test_no_import_errors(dag_report: dict) -> None:
@@ -107,9 +107,9 @@ def test_reference_divisions(dag_report: dict) -> None:
 
 def test_every_task_and_run_failure_is_mailed(dag_report: dict) -> None:
     for dag_id, dag in dag_report["dags"].items():
-        assert dag["on_failure_callback"] == ["hrss_warehouse.alerts.AlertNotifier:run"], dag_id
+        assert dag["on_failure_callback"] == ["hrss_warehouse.airflow.alerts.AlertNotifier:run"], dag_id
         for task in dag["tasks"]:
-            assert task["on_failure_callback"] == ["hrss_warehouse.alerts.AlertNotifier:task"], \
+            assert task["on_failure_callback"] == ["hrss_warehouse.airflow.alerts.AlertNotifier:task"], \
                 f"{dag_id}.{task['task_id']}"
 
 
@@ -117,5 +117,6 @@ def test_the_nightly_must_publish_by_six(dag_report: dict) -> None:
     # Its run of 02:00 local (the logical date) must have published by 06:00 Asia/Shanghai.
     assert dag_report["dags"]["jcpt_nightly"]["deadlines"] == [{
         "reference": "DagRunLogicalDateDeadline", "interval_s": 4 * 3600.0,
-        "callback": "hrss_warehouse.alerts.publish_deadline_missed", "callback_kind": "AsyncCallback"}]
+        "callback": "hrss_warehouse.airflow.alerts.publish_deadline_missed",
+        "callback_kind": "AsyncCallback"}]
     assert dag_report["dags"]["jcpt_nightly"]["cron"] == "0 2 * * *"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hrss_warehouse import reference
 from hrss_warehouse.config import PROJECT_ROOT, Settings
-from hrss_warehouse.warehouse import connect
+from hrss_warehouse.db import connect
+from hrss_warehouse.stages import reference
 
 sys.path.insert(0, str(PROJECT_ROOT / "tests" / "golden"))
 import write_golden

@@ -46,7 +46,7 @@ def _unique_copy(source: Path, target: Path) -> None:
 
 
 def _last_submission_id(settings: Settings) -> int:
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     with connect(settings) as conn:
         if conn.execute("SELECT to_regclass('raw.submission')").fetchone()[0] is None:
@@ -84,8 +84,8 @@ def test_hrss_run_over_an_empty_landing_folder(settings: Settings, stages: None,
 @pytest.mark.soak
 def test_hrss_run_loads_fixture_files(settings: Settings, stages: None, dbt_manifest: Path,
                                       tmp_path: Path) -> None:
-    from hrss_warehouse import reference
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
+    from hrss_warehouse.stages import reference
 
     reference.load_divisions(settings)
     landing = tmp_path / "landing"
@@ -120,6 +120,6 @@ def test_hrss_run_loads_fixture_files(settings: Settings, stages: None, dbt_mani
         events = conn.execute(
             "SELECT count(DISTINCT a.uri) FROM asset_event e JOIN asset a ON a.id = e.asset_id "
             "WHERE a.uri LIKE 'postgres://hrss-warehouse:5432/hrss/marts/%%'").fetchone()[0]
-    from hrss_warehouse.orchestration import published_marts
+    from hrss_warehouse.airflow.orchestration import published_marts
 
     assert events == len(published_marts())

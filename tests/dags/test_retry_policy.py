@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from hrss_warehouse.airflow.retry_policy import TransientDatabaseErrorsOnly, is_transient
 from hrss_warehouse.config import Settings
-from hrss_warehouse.retry_policy import TransientDatabaseErrorsOnly, is_transient
 
 POLICY = TransientDatabaseErrorsOnly()
 
@@ -40,7 +40,7 @@ def test_connection_failure_is_retried() -> None:
 
 
 def test_wrapped_connection_failure_is_retried() -> None:
-    from hrss_warehouse.warehouse import WarehouseError
+    from hrss_warehouse.db import WarehouseError
 
     def stage_body() -> None:
         try:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import sys
 import time
 
-from hrss_warehouse import reference, transform
 from hrss_warehouse.config import Settings
+from hrss_warehouse.db import LOADER, connect
 from hrss_warehouse.spec import load_spec
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.stages import reference, transform
 
 SUBMISSION_DDL = (
     "CREATE TABLE IF NOT EXISTS raw.submission (submission_id bigint PRIMARY KEY, sha256 text,"

@@ -63,7 +63,7 @@ def convert(sources: dict[str, Path], folder: Path) -> None:
 
 def generated_sample(tmp: Path) -> dict[str, Path]:
     sys.path.insert(0, str(HERE.parents[1] / "plugins"))
-    from hrss_warehouse import generate
+    from hrss_tools import generate
 
     out = tmp / "generated"
     generate.generate(out, [GENERATED_PROVINCE], GENERATED_YEARS, bad_share=0.3, seed=0, progress=False)

@@ -13,9 +13,10 @@ import pytest
 import write_golden
 from resave_with_libreoffice import OUT, resavable_cases
 
-from hrss_warehouse import conformance, parse
-from hrss_warehouse.register import parse_file_name
+from hrss_warehouse.check import conformance
+from hrss_warehouse.files import parse_file_name
 from hrss_warehouse.spec import load_spec
+from hrss_warehouse.stages import parse
 
 CASES = {case["id"]: case for case in resavable_cases()}
 FORMATS = ("xlsx", "xls")

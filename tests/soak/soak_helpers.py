@@ -26,12 +26,12 @@ import psutil
 import psycopg
 import pytest
 
-from hrss_warehouse import load
 from hrss_warehouse.config import PROJECT_ROOT, SPEC_DIR, Settings
-from hrss_warehouse.parse import parse_file
-from hrss_warehouse.register import parse_file_name, sha256_of, stored_file
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.files import parse_file_name, sha256_of, stored_file
 from hrss_warehouse.spec import load_spec
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.stages import load
+from hrss_warehouse.stages.parse import parse_file
 
 FULL = os.environ.get("HRSS_SOAK", "").lower() == "full"
 PROVINCE, SEED = "50", 5
@@ -52,7 +52,7 @@ logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(mes
 from hrss_warehouse.config import Settings
 settings = Settings.from_env()
 if sys.argv[1] == "--load":
-    from hrss_warehouse import load
+    from hrss_warehouse.stages import load
     totals = {"rows": 0}
     for result in json.loads(Path(sys.argv[2]).read_text()):
         totals["rows"] += load.load_batch(settings, result)["rows"]
@@ -97,7 +97,7 @@ def _generator_key() -> str:
 
 @pytest.fixture(scope="session")
 def returns(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Returns:
-    from hrss_warehouse import generate
+    from hrss_tools import generate
 
     cache = getattr(request.config, "cache", None)
     base = cache.mkdir("hrss-soak") if cache is not None else tmp_path_factory.mktemp("hrss-soak")
@@ -191,8 +191,9 @@ def start_ingest(settings: Settings, landing: Path, logs: Path, *, pause_after_r
     tag = uuid.uuid4().hex[:8]
     args = [str(landing)]
     if load_only:
-        from hrss_warehouse import check, register
-        from hrss_warehouse import land as landing_stage
+        from hrss_warehouse import check
+        from hrss_warehouse.stages import land as landing_stage
+        from hrss_warehouse.stages import register
 
         batches = register.register_files(settings, landing_stage.scan(settings, landing, min_age_s=0))
         checked = logs / f"checked-{tag}.json"

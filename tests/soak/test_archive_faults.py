@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from soak_helpers import FULL, Returns, assert_intact, child_env, land, rerun
 
-from hrss_warehouse import register
+from hrss_warehouse import files
 from hrss_warehouse.config import Settings
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.stages import register
 
 pytestmark = pytest.mark.soak
 
@@ -55,7 +56,7 @@ def _archive_holds_only_what_was_hashed(settings: Settings) -> None:
     for folder in (settings.archive_dir, settings.quarantine_dir):
         for path in folder.glob("??/*"):
             assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name[:64], f"{path} is not its hash"
-    assert not [p for p in (settings.archive_dir / register.INCOMING).glob("*")], "a copy was left behind"
+    assert not [p for p in (settings.archive_dir / files.INCOMING).glob("*")], "a copy was left behind"
 
 
 def test_a_full_disk_at_any_point_of_registration_loses_nothing(settings: Settings, returns: Returns,

@@ -1,6 +1,6 @@
 """Concurrency (issue #8, item 5): two loads cannot interleave.
 
-Loads hold the PostgreSQL advisory lock 'load' (`warehouse.warehouse_lock`). A second ingest started while a
+Loads hold the PostgreSQL advisory lock 'load' (`db.warehouse_lock`). A second ingest started while a
 first one is stuck in the middle of a COPY waits, says whom it waits for, and completes once the first
 is gone; asked not to wait, it refuses with a message naming the lock and its holder. A lock dies with
 its session, so a crashed run never leaves a stale lock behind. With HRSS_SOAK=full, `hrss run` (the
@@ -33,10 +33,10 @@ from soak_helpers import (
     wait_gone,
 )
 
-from hrss_warehouse import load, warehouse
+from hrss_warehouse import db
 from hrss_warehouse.config import Settings
-from hrss_warehouse.register import sha256_of
-from hrss_warehouse.warehouse import LOADER, WarehouseError, connect
+from hrss_warehouse.db import LOADER, WarehouseError, connect
+from hrss_warehouse.files import sha256_of
 
 pytestmark = pytest.mark.soak
 
@@ -48,7 +48,7 @@ def _hold(settings: Settings, name: str = "load") -> psycopg.Connection:
     """Another session holding the advisory lock ``name``, as a running load would."""
     conn = psycopg.connect(settings.dsn(), autocommit=True, application_name=HOLDER_APP)
     assert conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
-                        (warehouse.LOCK_NAMESPACE, name)).fetchone()[0]
+                        (db.LOCK_NAMESPACE, name)).fetchone()[0]
     return conn
 
 
@@ -64,11 +64,11 @@ def _outcomes(settings: Settings, shas: list[str]) -> list[str]:
 
 
 def test_a_refused_lock_names_itself_and_its_holder(settings: Settings) -> None:
-    load.ensure_schema(settings)
+    db.ensure_raw_schema(settings)
     holder = _hold(settings)
     try:
         holder_pid = holder.info.backend_pid
-        with pytest.raises(WarehouseError) as refused, warehouse.warehouse_lock(settings, "load", wait=False):
+        with pytest.raises(WarehouseError) as refused, db.warehouse_lock(settings, "load", wait=False):
             pytest.fail("took a lock another session holds")
         message = str(refused.value)
         # the holder's session start carries its UTC offset
@@ -77,14 +77,14 @@ def test_a_refused_lock_names_itself_and_its_holder(settings: Settings) -> None:
         assert "another load is running; try again when it has finished" in message
         started = time.monotonic()
         with pytest.raises(WarehouseError, match="'load' lock is held"), \
-                warehouse.warehouse_lock(settings, "load", timeout_s=1):
+                db.warehouse_lock(settings, "load", timeout_s=1):
             pytest.fail("took a lock another session holds")
         assert time.monotonic() - started >= 1  # it waited before it gave up
         # the holder dies (as a killed run's session does): its lock goes with it, nothing stale remains
         with connect(settings) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (holder_pid,))
         wait_gone(settings, [holder_pid])
-        with warehouse.warehouse_lock(settings, "load", wait=False):
+        with db.warehouse_lock(settings, "load", wait=False):
             pass
     finally:
         holder.close()
@@ -115,7 +115,7 @@ def test_a_second_ingest_waits_for_the_first(settings: Settings, returns: Return
         except BaseException as exc:  # reported by the test thread
             outcome["error"] = exc
 
-    caplog.set_level(logging.WARNING, logger="hrss_warehouse.load")
+    caplog.set_level(logging.WARNING, logger="hrss_warehouse.stages.load")
     worker = threading.Thread(target=second_ingest, daemon=True)
     worker.start()
     wait_for("the second ingest to wait for the lock",
@@ -124,7 +124,7 @@ def test_a_second_ingest_waits_for_the_first(settings: Settings, returns: Return
     waiting = next(r.getMessage() for r in caplog.records if "waiting for the 'load' lock" in r.getMessage())
     assert re.search(r"held by PostgreSQL backend \d+ \(hrss load lock, pid \d+, connected since ",
                      waiting), waiting
-    time.sleep(warehouse.LOCK_POLL_S * 1.5)  # a poll or two later: still waiting, nothing of its own loaded
+    time.sleep(db.LOCK_POLL_S * 1.5)  # a poll or two later: still waiting, nothing of its own loaded
     assert worker.is_alive()
     assert set(_outcomes(settings, list(theirs.values()))) == {"pending"}
 
@@ -147,7 +147,7 @@ def test_a_second_ingest_waits_for_the_first(settings: Settings, returns: Return
 @pytest.mark.skipif(not FULL, reason="a whole nightly DAG run: HRSS_SOAK=full (make soak)")
 def test_hrss_run_waits_for_a_running_load(settings: Settings, tmp_path: Path) -> None:
     """`hrss run` during another load: its load task says whom it waits for, then completes."""
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     reference.load_divisions(settings)
     landing = tmp_path / "landing"

@@ -38,10 +38,11 @@ from soak_helpers import (
     wait_gone,
 )
 
-from hrss_warehouse import warehouse
+from hrss_warehouse import db
 from hrss_warehouse.config import Settings
-from hrss_warehouse.register import sha256_of
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.files import sha256_of
+from hrss_warehouse.local import postgres
 
 pytestmark = pytest.mark.soak
 
@@ -126,14 +127,14 @@ def _restart(settings: Settings, how: str, child: Ingest, *, thaw: bool = False)
     if how == "kill":
         os.kill(postmaster_pid(settings), signal.SIGKILL)
     else:
-        warehouse.stop(settings)
+        postgres.stop(settings)
     if thaw:
         os.kill(child.pid, signal.SIGCONT)
     code = child.wait(timeout=120)  # a clear failure in bounded time, never a hang
     error = child.stderr()
     assert code != 0, "the run survived a warehouse restart in its middle: nothing was tested"
     assert any(words in error for words in LOST_SERVER), error[-3000:]
-    warehouse.start(settings)
+    postgres.start(settings)
 
 
 @pytest.mark.parametrize("how", ["stop", "kill"] if FULL else ["stop"])
@@ -155,7 +156,7 @@ def test_warehouse_restart_between_batches(settings: Settings, returns: Returns,
     holder = psycopg.connect(settings.dsn(), autocommit=True, application_name="soak test")
     try:
         wait_for("the load lock", lambda: holder.execute("SELECT pg_try_advisory_lock(%s, hashtext('load'))",
-                                                         (warehouse.LOCK_NAMESPACE,)).fetchone()[0],
+                                                         (db.LOCK_NAMESPACE,)).fetchone()[0],
                  timeout=60, child=child)
         assert set(_county_outcomes(settings, "50", before)) == {"pending"}, "batch 50 loaded before the lock"
         wait_for("the ingest to wait for the load lock",
@@ -224,7 +225,7 @@ def _marts_checksums(settings: Settings) -> dict[str, str]:
 def test_warehouse_restart_during_a_dbt_build(settings: Settings, tmp_path: Path) -> None:
     """`hrss dbt build` loses its warehouse halfway: it fails with one clear line, the published
     marts stay as they were and readable, nothing half-built is published, and the rerun publishes."""
-    from hrss_warehouse import publish, reference, transform
+    from hrss_warehouse.stages import publish, reference, transform
 
     started = time.monotonic()
     reference.load_divisions(settings)
@@ -243,12 +244,12 @@ def test_warehouse_restart_during_a_dbt_build(settings: Settings, tmp_path: Path
                  log.read_text(errors="replace").count(" OK created ") >= 3) or build.poll() is not None,
                  timeout=900)
         assert build.poll() is None, "dbt finished before the restart"
-        warehouse.stop(settings)
+        postgres.stop(settings)
         code = build.wait(timeout=600)
     finally:
         if build.poll() is None:
             build.kill()
-        warehouse.start(settings)
+        postgres.start(settings)
     error = (tmp_path / "hrss-dbt-build.err").read_text(errors="replace")
     assert code == 1 and error.startswith("hrss: dbt build failed"), error[-3000:]
     assert "Traceback" not in error

@@ -35,10 +35,10 @@ from soak_helpers import (
     wait_for,
 )
 
-from hrss_warehouse import graceful, load, pipeline, warehouse
+from hrss_warehouse import db, graceful, pipeline
 from hrss_warehouse.config import Settings
-from hrss_warehouse.register import sha256_of
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.files import sha256_of
 
 pytestmark = pytest.mark.soak
 
@@ -75,7 +75,7 @@ def _terminate_before_a_load(settings: Settings, child: Ingest, landing: Path | 
 
     def take_the_lock() -> bool:
         return holder.execute("SELECT pg_try_advisory_lock(%s, hashtext('load'))",
-                              (warehouse.LOCK_NAMESPACE,)).fetchone()[0]
+                              (db.LOCK_NAMESPACE,)).fetchone()[0]
     try:
         if landing is not None:
             wait_for("the child to register every landed file",
@@ -108,7 +108,7 @@ def test_sigterm_stops_an_ingest_and_a_reprocess_between_batches(settings: Setti
     received[fixture] = sha256_of(landing / fixture)
     expected = {name: returns.files[name]["outcome"] if name in returns.files else "accepted"
                 for name in received}
-    load.ensure_schema(settings)
+    db.ensure_raw_schema(settings)
     with connect(settings, role=LOADER) as conn:
         before = conn.execute("SELECT coalesce(max(submission_id), 0) FROM raw.submission").fetchone()[0]
     said = _terminate_before_a_load(settings, _hrss(settings, tmp_path / "logs", "ingest", "folder",

@@ -1,6 +1,6 @@
 """Backup and restore: `hrss backup DIR` and `hrss restore DIR`.
 
-A backup is a folder holding ``warehouse.dump`` (pg_dump's custom format of the warehouse database:
+A backup is a folder holding ``db.dump`` (pg_dump's custom format of the warehouse database:
 one snapshot, so consistent in itself), a copy of ``archive/`` (with its receipts manifest) and
 ``quarantine/``, the generated ``secrets/`` (so the logins BI tools use keep their passwords) and
 ``backup.json`` (when, from which home, what it holds). pg_dump and pg_restore are the PostgreSQL 18
@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hrss_warehouse.config import WAREHOUSE_DB, Settings
-from hrss_warehouse.warehouse import LOADER, _pg_bin, connect, warehouse_lock
+from hrss_warehouse.db import LOADER, connect, warehouse_lock
+from hrss_warehouse.local import postgres
 
-DUMP_NAME = "warehouse.dump"
+DUMP_NAME = "db.dump"
 INFO_NAME = "backup.json"
 STORES = ("archive", "quarantine")
 
@@ -45,7 +46,7 @@ def _client_env(settings: Settings) -> dict[str, str]:
 
 
 def _run(settings: Settings, program: str, *args: str) -> None:
-    result = subprocess.run([_pg_bin(program), *args], env=_client_env(settings), capture_output=True,
+    result = subprocess.run([postgres.pg_bin(program), *args], env=_client_env(settings), capture_output=True,
                             text=True, stdin=subprocess.DEVNULL, check=False)
     if result.returncode != 0:
         last = [line for line in result.stderr.splitlines() if line.strip()][-3:]
@@ -109,7 +110,8 @@ def _is_fresh(settings: Settings) -> str | None:
 
 def restore(settings: Settings, source: Path) -> dict:
     """Bring a backup back on a fresh HRSS_HOME: folders, secrets, then the database."""
-    from hrss_warehouse import warehouse
+    from hrss_warehouse import db
+    from hrss_warehouse.local import postgres
 
     source = source.expanduser().resolve()
     if not (source / INFO_NAME).is_file() or not (source / DUMP_NAME).is_file():
@@ -125,14 +127,14 @@ def restore(settings: Settings, source: Path) -> dict:
         if (source / name).is_dir():
             shutil.rmtree(getattr(settings, f"{name}_dir"), ignore_errors=True)
             shutil.copytree(source / name, getattr(settings, f"{name}_dir"))
-    warehouse.start(settings)
+    postgres.start(settings)
     if not settings.embedded:
         with connect(settings) as conn:
             if conn.execute("SELECT to_regclass('raw.receipt')").fetchone()[0] is not None:
                 raise BackupError("restore needs a fresh warehouse, but HRSS_WAREHOUSE_DSN's has raw.receipt")
     _run(settings, "pg_restore", "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
          f"--dbname={settings.conn_params().get('dbname', WAREHOUSE_DB)}", str(source / DUMP_NAME))
-    warehouse.bootstrap(settings)
+    db.bootstrap(settings)
     if info["home"] != str(settings.home):  # the stored paths follow the folders to their new home
         with connect(settings, role=LOADER) as conn:
             for name in STORES:

@@ -1,6 +1,6 @@
 """The benchmark: this pipeline side by side with the naive peer and the two floors, on the same files.
 
-Every measured part runs alone in its own Python process (``python -m hrss_warehouse.bench PART ...``),
+Every measured part runs alone in its own Python process (``python -m hrss_tools.bench PART ...``),
 so that its peak memory is its own: the parent samples the resident memory of the process and all its
 descendants (worker pools, psql, dbt) and the main process's kernel high-water mark, and takes the CPU
 time of the whole tree from ``wait4``. The part reports its rows and the wall-clock seconds of its work
@@ -109,7 +109,7 @@ def read_floor(files: list[str], workers: int = READ_WORKERS) -> dict:
 
 def export_canonical(settings: Settings, out_dir: Path, schema: str = "raw") -> dict[str, tuple[str, int]]:
     """Write the canonical rows of each raw table to one CSV per form: form -> (path, rows)."""
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     spec = load_spec()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def _psql() -> str:
 
 def prepare_floor_tables(settings: Settings, schema: str = FLOOR_SCHEMA, *, create: bool = True) -> None:
     """(Re)create the load floor's tables with the canonical raw DDL, or drop them (``create=False``)."""
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     spec = load_spec()
     with connect(settings) as conn:
@@ -228,8 +228,7 @@ def _part_naive(request: dict) -> dict:
     import openpyxl  # noqa: F401
     import pandas  # noqa: F401
     import sqlalchemy  # noqa: F401
-
-    from hrss_warehouse import bench_naive
+    from hrss_tools import bench_naive
 
     settings = Settings.from_env()
     bench_naive.reset_schema(settings)
@@ -272,7 +271,7 @@ def _part_reprocess(request: dict) -> dict:
 
 
 def _part_dbt(request: dict) -> dict:
-    from hrss_warehouse import transform
+    from hrss_warehouse.stages import transform
 
     settings = Settings.from_env()
     started = time.perf_counter()
@@ -296,7 +295,7 @@ def _part_airflow_run(request: dict) -> dict:
 
 
 def _part_dag_parse(request: dict) -> dict:
-    from hrss_warehouse import airflow_env
+    from hrss_warehouse.local import airflow_env
 
     settings = Settings.from_env()
     airflow_env.apply(settings)
@@ -324,7 +323,7 @@ PARTS: dict[str, Callable[[dict], dict]] = {
 
 
 def _raw_rows(settings: Settings) -> int:
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     spec = load_spec()
     tables = sorted({spec.raw_table(form) for form in spec.form_codes})
@@ -401,7 +400,7 @@ def measure(settings: Settings, part: str, request: dict, label: str, log_dir: P
         log_path = log_dir / f"bench-{key}.log"
         with log_path.open("w") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "hrss_warehouse.bench", part, str(request_path), str(result_path)],
+                [sys.executable, "-m", "hrss_tools.bench", part, str(request_path), str(result_path)],
                 env=_child_env(settings), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: a timeout stops dbt or psql under it too
             )
@@ -593,7 +592,7 @@ def return_files(folder: Path) -> list[str]:
 
 def ensure_dataset(data_root: Path, scale: str, provinces: list[str] | None, year: int, seed: int) -> Path:
     """The generated returns of one survey year, generated once per (scale, provinces, year, seed)."""
-    from hrss_warehouse import generate
+    from hrss_tools import generate
 
     where = "all" if provinces is None else "-".join(provinces)
     folder = data_root / f"{scale}-{where}-{year}-s{seed}"
@@ -634,9 +633,10 @@ def fresh_warehouse(settings: Settings, divisions: bool = False) -> None:
 
     With ``divisions`` the registry is loaded too (dbt's region dimension reads it).
     """
-    from hrss_warehouse import reference, warehouse
+    from hrss_warehouse.local import postgres
+    from hrss_warehouse.stages import reference
 
-    warehouse.stop(settings)
+    postgres.stop(settings)
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", settings.port)) == 0:
             raise ConfigError(f"port {settings.port} is taken by another server: set {BENCH_PORT_ENV} "
@@ -644,7 +644,7 @@ def fresh_warehouse(settings: Settings, divisions: bool = False) -> None:
     for entry in settings.home.glob("*"):  # the secrets stay: this process has read the passwords
         if entry != settings.secrets_dir:
             shutil.rmtree(entry, ignore_errors=True)
-    warehouse.start(settings)
+    postgres.start(settings)
     if divisions:
         reference.load_divisions(settings)
 
@@ -664,7 +664,7 @@ def _resubmission(wh: Settings, data: Path, year: int, landing: Path, revision: 
     content, new bytes): the incremental case."""
     import openpyxl
 
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     with connect(wh) as conn:
         found = conn.execute(
@@ -686,7 +686,7 @@ def _resubmission(wh: Settings, data: Path, year: int, landing: Path, revision: 
 
 def _manifest_check(folder: Path, wh: Settings) -> str:
     """Quarantined files in the warehouse against the generator's manifest."""
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     manifest_path = folder.with_name(folder.name + ".manifest.json")
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
@@ -898,9 +898,9 @@ def run(settings: Settings, plan: Plan, out: Path | None = None, profile: bool =
         state.side_by_side()
         state.airflow()
     finally:
-        from hrss_warehouse import warehouse
+        from hrss_warehouse.local import postgres
 
-        warehouse.stop(state.wh)
+        postgres.stop(state.wh)
     report = state.render(load_at_start)
     target = out or settings.reports_dir / "bench.md"
     target.parent.mkdir(parents=True, exist_ok=True)

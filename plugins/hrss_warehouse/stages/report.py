@@ -74,7 +74,7 @@ def _report_stem(sid: int, county: str | None, year: int | None, form: str | Non
 
 def write_reports(settings: Settings, submission_ids: list[int]) -> dict:
     """Write the feedback report of each submission; returns the paths written."""
-    from hrss_warehouse.warehouse import LOADER, connect
+    from hrss_warehouse.db import LOADER, connect
 
     spec = load_spec()
     folder = feedback_dir(settings)
@@ -149,6 +149,6 @@ td,th{{border:1px solid #999;padding:2px 6px}}</style>
 
 def build_data_docs(settings: Settings) -> str:
     """GX Data Docs under $HRSS_HOME/docs/gx: the suites and every stored batch run; the index page."""
-    from hrss_warehouse import gx_context
+    from hrss_warehouse.check import gx_context
 
     return str(gx_context.build_data_docs())

@@ -13,36 +13,24 @@ import io
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from hrss_warehouse import db, files
 from hrss_warehouse.config import Settings
-from hrss_warehouse.register import stored_file
+from hrss_warehouse.db import LOADER, WarehouseError, connect, warehouse_lock
+from hrss_warehouse.files import stored_file
 from hrss_warehouse.spec import WAREHOUSE_FAILURE, load_spec
-from hrss_warehouse.warehouse import LOADER, LOCK_NAMESPACE, WarehouseError, connect, warehouse_lock
 
 log = logging.getLogger(__name__)
 
-RAW_SQL = (Path(__file__).parent / "sql" / "raw.sql").read_text()
 # Fault injection for the crash tests: after this many rows of a COPY the loader pauses (and says so in
 # $HRSS_HOME/work/load_paused) so a test can kill -9 it while PostgreSQL shows the COPY in progress.
 FAULT_ENV = "HRSS_FAULT_PAUSE_AFTER_ROWS"
 COPY_CHUNK_ROWS = 5000
-
-
-def ensure_schema(settings: Settings) -> None:
-    """Create the registry and raw row tables as hrss_loader; safe to run any number of times."""
-    spec = load_spec()
-    with connect(settings, role=LOADER) as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext('raw_schema'))", (LOCK_NAMESPACE,))
-        conn.execute(RAW_SQL)
-        for form in spec.forms:
-            conn.execute(spec.raw_table_ddl(form))
-        conn.commit()
 
 
 def _relocation(settings: Settings, recorded: str, outcome: str) -> tuple[Path, Path] | None:
@@ -52,13 +40,6 @@ def _relocation(settings: Settings, recorded: str, outcome: str) -> tuple[Path, 
     folder = settings.quarantine_dir if outcome == "quarantined" else settings.archive_dir
     target = folder / current.parent.name / current.name
     return None if target == current or not current.exists() else (current, target)
-
-
-def _move(current: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        raise FileExistsError(f"refusing to overwrite {target}")
-    shutil.move(current, target)
 
 
 def _copy_rows(cur, table: str, columns: list[str], rows_file: dict) -> int:
@@ -98,7 +79,7 @@ def load_batch(settings: Settings, batch_result: dict) -> dict:
     batch is loaded again file by file, each under a savepoint: a file the warehouse cannot load is
     quarantined alone with rule W01 (the warehouse failed, not the county) and the rest loads.
     """
-    ensure_schema(settings)
+    db.ensure_raw_schema(settings)
     try:
         return _load(settings, batch_result, isolate=False)
     except psycopg.DatabaseError as exc:
@@ -220,7 +201,7 @@ def _load(settings: Settings, batch_result: dict, *, isolate: bool) -> dict:
                         "IS NOT TRUE", (*targets, str(settings.archive_dir / "resent") + "/"))
         moves = list(planned.values())
     for source, target in moves:
-        _move(source, target)
+        files.move_no_overwrite(source, target)
     return counts
 
 

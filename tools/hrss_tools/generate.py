@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xlsxwriter
+from hrss_tools import calibration
 
-from hrss_warehouse import calibration, reference
 from hrss_warehouse.spec import Column, FormVersion, Spec, Version, load_spec
+from hrss_warehouse.stages import reference
 
 SEED_PROVINCES: tuple[str, ...] = ("13", "32", "37", "41", "42", "50", "51", "52")
 DEFAULT_YEARS: tuple[int, ...] = (2014, 2015, 2016, 2017, 2018)

@@ -13,20 +13,21 @@ from hrss_warehouse.config import ConfigError, Settings
 
 
 def _warehouse(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_warehouse import warehouse
+    from hrss_warehouse import db
+    from hrss_warehouse.local import postgres
 
     if args.action == "start":
-        print(warehouse.start(settings), file=sys.stderr)
+        print(postgres.start(settings), file=sys.stderr)
         print(settings.dsn())
     elif args.action == "stop":
-        print(warehouse.stop(settings), file=sys.stderr)
+        print(postgres.stop(settings), file=sys.stderr)
     elif args.action == "status":
-        state = warehouse.status(settings)
+        state = postgres.status(settings)
         print(state.detail)
         return 0 if state.running else 3
     elif args.action == "url":
         # stdout carries the DSN and nothing else, so `psql "$(hrss warehouse url)"` works.
-        print(settings.bi_reader_dsn() if args.role == warehouse.BI_READER else settings.dsn())
+        print(settings.bi_reader_dsn() if args.role == db.BI_READER else settings.dsn())
     return 0
 
 
@@ -41,7 +42,7 @@ def _add_warehouse(commands: argparse._SubParsersAction) -> None:
 def _reference(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     try:
         if args.action == "build":
@@ -50,7 +51,7 @@ def _reference(args: argparse.Namespace, settings: Settings) -> int:
             print(f"wrote {reference.DIVISIONS_FILE} ({result.divisions_bytes:,} bytes; {levels}), "
                   f"{reference.COUNTS_FILE.name}, {reference.SOURCES_FILE.name}")
         elif args.action == "crosswalk":
-            from hrss_warehouse import crosswalk
+            from hrss_warehouse.stages import crosswalk
 
             derived = crosswalk.derive(reference.divisions())
             path = crosswalk.write_file(derived)
@@ -90,7 +91,7 @@ def _years(text: str) -> list[int]:
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_warehouse import generate
+    from hrss_tools import generate
 
     provinces = [p for p in args.provinces.split(",") if p.strip()]
     try:
@@ -125,7 +126,7 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
 def _airflow(args: argparse.Namespace, settings: Settings) -> int:
     import shlex
 
-    from hrss_warehouse import airflow_env
+    from hrss_warehouse.local import airflow_env
 
     try:
         if args.action == "start":
@@ -165,7 +166,8 @@ def _add_airflow(commands: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from hrss_warehouse import airflow_env, orchestration
+    from hrss_warehouse.airflow import orchestration
+    from hrss_warehouse.local import airflow_env
 
     try:
         summary = orchestration.run_nightly(settings, Path(args.landing))
@@ -184,7 +186,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
 
 
 def _dbt(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_warehouse import transform
+    from hrss_warehouse.stages import transform
 
     try:
         if args.action == "parse":
@@ -209,7 +211,7 @@ def _dbt(args: argparse.Namespace, settings: Settings) -> int:
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from hrss_warehouse import publish
+    from hrss_warehouse.stages import publish
 
     try:
         print(json.dumps(publish.publish(settings), indent=2))
@@ -234,7 +236,7 @@ def _add_dbt(commands: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_warehouse import bench
+    from hrss_tools import bench
 
     plan = bench.Plan.make(quick=args.quick, seed=args.seed, parts=set(args.parts) if args.parts else None)
     try:
@@ -280,7 +282,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             print(path)
         return 0
     if args.action == "docs":
-        from hrss_warehouse.report import build_data_docs
+        from hrss_warehouse.stages.report import build_data_docs
 
         print(build_data_docs(settings))
         return 0
@@ -288,7 +290,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if args.action == "folder":
-            from hrss_warehouse.land import default_min_age_s
+            from hrss_warehouse.stages.land import default_min_age_s
 
             # the live landing folder may hold uploads still writing; a folder named by hand is finished
             landing = Path(args.landing) if args.landing else settings.landing_dir
@@ -323,7 +325,7 @@ def _check_file(args: argparse.Namespace, settings: Settings) -> int:
     import logging
     from pathlib import Path
 
-    from hrss_warehouse import conformance
+    from hrss_warehouse.check import conformance
 
     # errors only: GX reports its temporary folders as warnings, which say nothing about the files
     logging.basicConfig(level=logging.ERROR, format="hrss: %(message)s")
@@ -344,7 +346,7 @@ def _add_check_file(commands: argparse._SubParsersAction) -> None:
 
 
 def _summary(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_warehouse.summary import write_summary
+    from hrss_warehouse.stages.summary import write_summary
 
     text, page = write_summary(settings)
     print(text)
@@ -358,7 +360,7 @@ def _add_summary(commands: argparse._SubParsersAction) -> None:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_warehouse import status
+    from hrss_warehouse.operations import status
 
     up, lines = status.collect(settings)
     print(status.render(lines))
@@ -373,7 +375,7 @@ def _add_status(commands: argparse._SubParsersAction) -> None:
 
 
 def _bi(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_warehouse import bi
+    from hrss_warehouse.local import bi
 
     try:
         if args.action == "start":
@@ -403,7 +405,7 @@ def _add_bi(commands: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_warehouse import export
+    from hrss_warehouse.stages import export
 
     try:
         result = export.export_sdmx(settings, args.years, args.out)
@@ -428,7 +430,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 def _recovery(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from hrss_warehouse import backup, graceful, rebuild
+    from hrss_warehouse import graceful
+    from hrss_warehouse.operations import backup, rebuild
 
     try:
         if args.command == "rebuild":
@@ -476,8 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from hrss_warehouse.land import ArchiveError, LandingError
-    from hrss_warehouse.warehouse import WarehouseError
+    from hrss_warehouse.db import WarehouseError
+    from hrss_warehouse.stages.land import ArchiveError, LandingError
 
     try:
         settings = Settings.from_env()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hrss_warehouse import reference
+from hrss_warehouse.stages import reference
 
 OVERRIDES_FILE = reference.DATA_DIR / "crosswalk_overrides.csv"
 # Derived from divisions.csv.gz and the overrides by `hrss reference crosswalk` (about a minute), so

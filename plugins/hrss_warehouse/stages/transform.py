@@ -193,7 +193,7 @@ def prepare_build_schema(settings: Settings) -> None:
     facts build incrementally; only mart_build_info goes, so that a marker of an earlier build can
     never pass for this one's.
     """
-    from hrss_warehouse.warehouse import TRANSFORMER, connect
+    from hrss_warehouse.db import TRANSFORMER, connect
 
     with connect(settings, role=TRANSFORMER) as conn:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.mart_build_info").format(sql.Identifier(BUILD_SCHEMA)))
@@ -221,7 +221,7 @@ def build(settings: Settings, *, full_refresh: bool = False, select: str | None 
     result = run_dbt(settings, *args)
     failed_log = result.log_path.read_text(errors="replace") if result.log_path and not result.ok else ""
     if "due to lock timeout" in failed_log:
-        from hrss_warehouse.warehouse import lock_holders
+        from hrss_warehouse.db import lock_holders
 
         holders = lock_holders(settings, [BUILD_SCHEMA, "staging", "intermediate", "core", "marts"])
         raise TransformError(f"dbt build gave up after waiting {settings.lock_timeout_s} s "

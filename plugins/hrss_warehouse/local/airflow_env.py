@@ -4,7 +4,7 @@ Airflow reads its configuration from ``AIRFLOW__SECTION__KEY`` variables when it
 everything is set through the environment of the processes we start (or of this process before
 ``import airflow``, for ``hrss run``): nothing is written to ``airflow.cfg`` and nothing outside
 ``$HRSS_HOME``. The metadata database is the ``airflow`` database of the warehouse PostgreSQL
-(created by ``warehouse.bootstrap``); the warehouse itself is the Airflow connection ``hrss_warehouse``.
+(created by ``db.bootstrap``); the warehouse itself is the Airflow connection ``hrss_warehouse``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from hrss_warehouse.airflow.orchestration import WAREHOUSE_LOAD_POOL
 from hrss_warehouse.config import AIRFLOW_DB, DAGS_DIR, PLUGINS_DIR, ConfigError, Settings, _secret
-from hrss_warehouse.orchestration import WAREHOUSE_LOAD_POOL
 
 CONN_ID = "hrss_warehouse"
-ALERT_CONN_ID = "hrss_alerts"  # where failure and deadline alerts are mailed (hrss_warehouse.alerts)
+ALERT_CONN_ID = "hrss_alerts"  # where failure and deadline alerts are mailed (hrss_warehouse.airflow.alerts)
 ALERT_SENDER = "hrss-airflow@localhost"
 ADMIN_LOGIN = "admin"
 DEFAULT_API_PORT = 8080
@@ -291,7 +291,7 @@ def _head_revision() -> str | None:
 
 
 def _current_revision(settings: Settings) -> str | None:
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     with connect(settings, database=AIRFLOW_DB) as conn:
         if conn.execute("SELECT to_regclass('public.alembic_version')").fetchone()[0] is None:
@@ -302,10 +302,10 @@ def _current_revision(settings: Settings) -> str | None:
 
 def migrate(settings: Settings) -> float:
     """Run ``airflow db migrate`` unless the schema is already current. Returns the seconds it took."""
-    from hrss_warehouse import warehouse
+    from hrss_warehouse.local import postgres
 
     started = time.monotonic()
-    warehouse.start(settings)  # idempotent; creates the `airflow` database
+    postgres.start(settings)  # idempotent; creates the `airflow` database
     env = prepare(settings)
     head = _head_revision()
     # `airflow db migrate` costs half a minute on a busy machine even when there is nothing to do.
@@ -325,7 +325,7 @@ def migrate(settings: Settings) -> float:
 
 
 def _pool_slots(settings: Settings, pool: str) -> int | None:
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     with connect(settings, database=AIRFLOW_DB) as conn:
         row = conn.execute("SELECT slots FROM slot_pool WHERE pool = %s", (pool,)).fetchone()
@@ -390,7 +390,7 @@ def _command(settings: Settings, component: str, env: dict[str, str]) -> tuple[l
         return ([_airflow_exe(), "celery", "worker", "--celery-hostname", f"{worker}@%h", "--concurrency",
                  str(worker_concurrency()), "--skip-serve-logs"],
                 {**env, "HRSS_WORKER_NAME": worker,
-                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "hrss_warehouse.airflow_env.worker_hostname"})
+                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "hrss_warehouse.local.airflow_env.worker_hostname"})
     return [_airflow_exe(), component], env
 
 
@@ -416,7 +416,7 @@ def components() -> tuple[str, ...]:
 
 def unpause_project_dags(settings: Settings) -> list[str]:
     """Unpause the project's DAGs already registered (new ones are created unpaused, see `start`)."""
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     with connect(settings, database=AIRFLOW_DB) as conn:
         if conn.execute("SELECT to_regclass('public.dag')").fetchone()[0] is None:

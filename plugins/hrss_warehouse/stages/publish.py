@@ -23,15 +23,8 @@ import psycopg
 from psycopg import sql
 
 from hrss_warehouse.config import Settings
-from hrss_warehouse.transform import BUILD_SCHEMA
-from hrss_warehouse.warehouse import (
-    BI_READER,
-    TRANSFORMER,
-    WarehouseError,
-    connect,
-    lock_holders,
-    warehouse_lock,
-)
+from hrss_warehouse.db import BI_READER, TRANSFORMER, WarehouseError, connect, lock_holders, warehouse_lock
+from hrss_warehouse.stages.transform import BUILD_SCHEMA
 
 PUBLISHED_SCHEMA = "marts"
 RETIRED_SCHEMA = "marts_retired"

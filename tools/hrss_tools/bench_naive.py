@@ -32,7 +32,7 @@ def _engine(settings: Settings):
 
 def reset_schema(settings: Settings, schema: str = NAIVE_SCHEMA, *, create: bool = True) -> None:
     """Drop the naive schema and (with ``create``) recreate its tables: every canonical column as text."""
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     spec = load_spec()
     with connect(settings) as conn:

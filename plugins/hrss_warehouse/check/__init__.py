@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from hrss_warehouse.config import EXPECTATIONS_DIR, Settings
-from hrss_warehouse.parse import Finding, ParsedFile, ParsedForm, normalise, parse_file, read_numeric
-from hrss_warehouse.register import parse_file_name, verified_file
+from hrss_warehouse.files import parse_file_name
 from hrss_warehouse.spec import FormVersion, load_spec
+from hrss_warehouse.stages.parse import Finding, ParsedFile, ParsedForm, normalise, parse_file, read_numeric
+from hrss_warehouse.stages.register import verified_file
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def _gx():
     """GX, the project's file-backed context and the batch definition every batch is validated through."""
     import great_expectations as gx
 
-    from hrss_warehouse import gx_context
+    from hrss_warehouse.check import gx_context
 
     return gx, gx_context.context(), gx_context.batch_definition()
 
@@ -217,7 +218,7 @@ def run_suite(frame: pd.DataFrame, suite: dict,
     the failed expectations again listing their unexpected rows (COMPLETE costs about twice as much
     and most expectations pass).
     """
-    from hrss_warehouse import gx_context
+    from hrss_warehouse.check import gx_context
 
     _, _, batch_definition = _gx()
     batch = None
@@ -360,7 +361,7 @@ def _c09(frame: pd.DataFrame, fv: FormVersion, totals: dict[int, tuple[int, dict
 
 def _registry_codes(year: int, level: str) -> pd.DataFrame:
     """code and county_code of every unit of ``level`` in the registry edition of survey year ``year``."""
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     return _edition_codes(reference.edition_for_survey_year(year), level)
 
@@ -368,14 +369,14 @@ def _registry_codes(year: int, level: str) -> pd.DataFrame:
 # Keyed by edition, not survey year: the years before the first edition share it.
 @cache
 def _edition_codes(edition: int, level: str) -> pd.DataFrame:
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     return reference.edition_codes(edition, level)
 
 
 def _code_index(year: int, level: str) -> pd.Index:
     """The registry's codes as an index: its hash table is built once per edition, not per batch."""
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     return _edition_code_index(reference.edition_for_survey_year(year), level)
 
@@ -574,7 +575,7 @@ def evaluate(subs: list[SubmissionRef], suite_for=load_suite_dict,
 def warm_up() -> None:
     """Start GX and read the registry once, in a process about to fork its check workers (they inherit
     both instead of paying seconds each)."""
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     _gx()
     reference.divisions()
@@ -582,7 +583,7 @@ def warm_up() -> None:
 
 def parse_and_check_batch(settings: Settings, batch: dict) -> dict:
     """Parse and check every submission of ``batch``; write accepted rows and findings to a batch folder."""
-    from hrss_warehouse.warehouse import LOADER, connect
+    from hrss_warehouse.db import LOADER, connect
 
     ids = [int(i) for i in batch["submission_ids"]]
     with connect(settings, role=LOADER) as conn:

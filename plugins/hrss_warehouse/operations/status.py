@@ -30,13 +30,14 @@ def _age(then: datetime, now: datetime) -> str:
 
 
 def _warehouse(settings: Settings) -> tuple[bool, str]:
-    from hrss_warehouse import warehouse
+    from hrss_warehouse import db
+    from hrss_warehouse.local import postgres
 
     if settings.embedded:
-        state = warehouse.status(settings)
+        state = postgres.status(settings)
         return state.running, state.detail if state.running else f"down: {state.detail}"
     try:
-        with warehouse.connect(settings) as conn:
+        with db.connect(settings) as conn:
             conn.execute("SELECT 1")
         return True, f"up (external: {settings.conn_params().get('host', '?')})"
     except Exception as exc:
@@ -44,7 +45,7 @@ def _warehouse(settings: Settings) -> tuple[bool, str]:
 
 
 def _registry(conn) -> str:
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     if conn.execute("SELECT to_regclass(%s)", (reference.VERSION_TABLE,)).fetchone()[0] is None:
         return "not loaded"
@@ -59,7 +60,7 @@ def _registry(conn) -> str:
 
 
 def _landing(settings: Settings) -> list[Line]:
-    from hrss_warehouse import land
+    from hrss_warehouse.stages import land
 
     try:
         found = land.scan(settings, min_age_s=0)  # a file still too new to load is waiting all the same
@@ -73,7 +74,7 @@ def _landing(settings: Settings) -> list[Line]:
 
 
 def _last_run(settings: Settings, conn) -> str:
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     try:
         with connect(settings, database=AIRFLOW_DB) as airflow:
@@ -121,7 +122,7 @@ def _missing(conn) -> str:
 
 def collect(settings: Settings, now: datetime | None = None) -> tuple[bool, list[Line]]:
     """Whether the warehouse is up, and the lines of the screen."""
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     now = now or datetime.now(UTC)
     up, detail = _warehouse(settings)

@@ -20,7 +20,7 @@ from pathlib import Path
 from psycopg import sql
 
 from hrss_warehouse.config import PROJECT_ROOT, WAREHOUSE_DB, ConfigError, Settings, _secret
-from hrss_warehouse.warehouse import MAINTENANCE_DB, connect
+from hrss_warehouse.db import MAINTENANCE_DB, connect
 
 BI_VENV = PROJECT_ROOT / ".venv-bi"
 BI_DIR = PROJECT_ROOT / "bi"

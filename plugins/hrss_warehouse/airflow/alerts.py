@@ -20,10 +20,10 @@ from typing import Any
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-from hrss_warehouse import ops
-from hrss_warehouse.airflow_env import ALERT_CONN_ID
-from hrss_warehouse.airflow_env import ALERT_SENDER as DEFAULT_SENDER
 from hrss_warehouse.config import ConfigError
+from hrss_warehouse.local.airflow_env import ALERT_CONN_ID
+from hrss_warehouse.local.airflow_env import ALERT_SENDER as DEFAULT_SENDER
+from hrss_warehouse.operations import metrics as ops
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ DAG_ALERTS = AlertNotifier("run")
 def _unfinished(dag_id: str, run_id: str) -> tuple[list[tuple[str, str]], bool]:
     """Tasks of the run not finished yet, and whether publish has succeeded."""
     from hrss_warehouse.config import AIRFLOW_DB, Settings
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     with connect(Settings.from_env(), database=AIRFLOW_DB) as conn:
         rows = conn.execute(

@@ -41,8 +41,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def default_args() -> dict[str, Any]:
     """Every task's defaults: retries with backoff, which the retry policy lets only transient database
     errors use (a validation failure fails its task at once), and a mail on every task failure."""
-    from hrss_warehouse import alerts
-    from hrss_warehouse.retry_policy import TransientDatabaseErrorsOnly
+    from hrss_warehouse.airflow import alerts
+    from hrss_warehouse.airflow.retry_policy import TransientDatabaseErrorsOnly
 
     return {
         "owner": OWNER,
@@ -57,14 +57,14 @@ def default_args() -> dict[str, Any]:
 
 def alerting() -> dict[str, Any]:
     """DAG arguments that mail on every task failure and every run failure (see ``alerts``)."""
-    from hrss_warehouse import alerts
+    from hrss_warehouse.airflow import alerts
 
     return {"default_args": default_args(), "on_failure_callback": alerts.DAG_ALERTS}
 
 
 def publish_deadline() -> Any:
     """jcpt_nightly's DeadlineAlert: the marts published by 06:00 local, else a mail (see ``alerts``)."""
-    from hrss_warehouse import alerts
+    from hrss_warehouse.airflow import alerts
 
     return alerts.publish_deadline()
 
@@ -77,7 +77,7 @@ def stage(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from datetime import UTC, datetime
 
-        from hrss_warehouse import ops
+        from hrss_warehouse.operations import metrics as ops
 
         started_at = datetime.now(UTC)
         try:
@@ -104,7 +104,7 @@ def settings() -> Settings:
 def discover(landing: str | None, min_age_s: float | None = None) -> dict:
     """The scan of the landing folder (``land.Scan.as_dict``); ``min_age_s`` None is the scheduled
     default (``HRSS_LANDING_MIN_AGE_S``, else 60 s)."""
-    from hrss_warehouse import land
+    from hrss_warehouse.stages import land
 
     current = settings()
     return land.scan(current, Path(landing) if landing else current.landing_dir, min_age_s).as_dict()
@@ -112,8 +112,9 @@ def discover(landing: str | None, min_age_s: float | None = None) -> dict:
 
 @stage
 def register(scan: dict) -> list[dict]:
-    from hrss_warehouse import land, lineage
-    from hrss_warehouse import register as register_stage
+    from hrss_warehouse.airflow import lineage
+    from hrss_warehouse.stages import land
+    from hrss_warehouse.stages import register as register_stage
 
     current = settings()
     found = land.Scan.from_dict(scan)
@@ -136,9 +137,9 @@ def parse_and_check(batch: dict) -> dict:
 
 @stage
 def load(batch_result: dict) -> dict:
-    from hrss_warehouse import lineage
-    from hrss_warehouse import load as load_stage
+    from hrss_warehouse.airflow import lineage
     from hrss_warehouse.spec import load_spec
+    from hrss_warehouse.stages import load as load_stage
 
     current = settings()
     loaded = load_stage.load_batch(current, batch_result)
@@ -150,9 +151,9 @@ def load(batch_result: dict) -> dict:
 
 @stage
 def publish() -> dict:
-    from hrss_warehouse import lineage
-    from hrss_warehouse import publish as publish_stage
-    from hrss_warehouse.transform import BUILD_SCHEMA
+    from hrss_warehouse.airflow import lineage
+    from hrss_warehouse.stages import publish as publish_stage
+    from hrss_warehouse.stages.transform import BUILD_SCHEMA
 
     current = settings()
     published = publish_stage.publish(current)
@@ -164,7 +165,7 @@ def publish() -> dict:
 
 @stage
 def reports(batches: list[dict]) -> dict:
-    from hrss_warehouse import report, transform
+    from hrss_warehouse.stages import report, transform
 
     ids = sorted({int(i) for batch in batches for i in batch["submission_ids"]})
     written = report.write_reports(settings(), ids)
@@ -178,7 +179,7 @@ def export_sdmx(enabled: bool) -> dict:
     SDMX into $HRSS_HOME/exports/. Off by default, and says so in the task log."""
     import logging
 
-    from hrss_warehouse import export
+    from hrss_warehouse.stages import export
 
     if not enabled:
         logging.getLogger(__name__).info("SDMX export not requested (param export_sdmx is off): "
@@ -197,7 +198,7 @@ def reprocess(survey_year: int, counties: list[str] | None, dry_run: bool) -> di
 
 @stage
 def load_divisions() -> int:
-    from hrss_warehouse import reference
+    from hrss_warehouse.stages import reference
 
     return reference.load_divisions(settings())
 
@@ -221,7 +222,7 @@ _COSMOS_OWNED_DBT_VARS = {"DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_PROJECT_DIR", 
 
 def dbt_env_interceptor(context: Any, operator: Any) -> None:
     """Give the dbt command the warehouse login at run time (never at parse time)."""
-    from hrss_warehouse import transform
+    from hrss_warehouse.stages import transform
 
     env = {k: v for k, v in transform.dbt_env(settings()).items() if k not in _COSMOS_OWNED_DBT_VARS}
     operator.env = {**(operator.env or {}), **env}
@@ -230,7 +231,7 @@ def dbt_env_interceptor(context: Any, operator: Any) -> None:
 @stage
 def prepare_build() -> None:
     """Empty the build schema, so that publish can never take an earlier build's leftovers for this one."""
-    from hrss_warehouse import transform
+    from hrss_warehouse.stages import transform
 
     transform.prepare_build_schema(settings())
 
@@ -354,7 +355,8 @@ class RunSummary:
         written = next(iter(self.results.get("reports", [])), None) or {}
         lines.append(f"  reports: {len(written.get('reports', []))} in {settings.reports_dir}")
         lines.append(f"  data docs: {written.get('data_docs') or settings.docs_dir}")
-        from hrss_warehouse import airflow_env, docs_plugin
+        from hrss_warehouse.airflow import docs_plugin
+        from hrss_warehouse.local import airflow_env
 
         base_url = f"http://127.0.0.1:{airflow_env.api_port()}"
         lines.append(f"  in the Airflow UI ({base_url}, `make airflow`):")
@@ -382,7 +384,7 @@ def _run_outcome(run_id: str, started: float) -> RunSummary:
 
 
 def _submissions(settings: Settings, batches: list[list[dict]]) -> list[dict]:
-    from hrss_warehouse.warehouse import connect
+    from hrss_warehouse.db import connect
 
     ids = sorted({int(i) for found in batches for batch in found for i in batch["submission_ids"]})
     if not ids:
@@ -397,12 +399,13 @@ def _submissions(settings: Settings, batches: list[list[dict]]) -> list[dict]:
 
 def run_nightly(settings: Settings, landing: Path) -> RunSummary:
     """Run jcpt_nightly once over ``landing`` through ``dag.test()``, in this process."""
-    from hrss_warehouse import airflow_env, land, reference, warehouse
+    from hrss_warehouse.local import airflow_env, postgres
+    from hrss_warehouse.stages import land, reference
 
     landing = landing.expanduser().resolve()
     if not landing.is_dir():
         raise RunError(f"--landing {landing}: no such folder")
-    warehouse.start(settings)
+    postgres.start(settings)
     try:
         reference.ensure_loaded(settings)
     except reference.RegistryError as exc:

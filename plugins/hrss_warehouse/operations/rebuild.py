@@ -21,9 +21,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from hrss_warehouse import graceful, receipts_manifest
+from hrss_warehouse import db, graceful
 from hrss_warehouse.config import Settings
-from hrss_warehouse.warehouse import LOADER, connect
+from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.stages import receipts_manifest
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +162,11 @@ def rebuild_from_archive(settings: Settings, *, build: bool = True) -> dict:
     they were: a return's history checks (H01/H02) see the returns in force that its run saw. With
     ``build`` false the marts are neither built nor published (the registry and raw tables alone).
     """
-    from hrss_warehouse import load, pipeline, publish, register, transform
+    from hrss_warehouse import pipeline
+    from hrss_warehouse.stages import publish, register, transform
 
     settings.ensure_dirs()
-    load.ensure_schema(settings)
+    db.ensure_raw_schema(settings)
     source = settings.home / SOURCE_DIR
     _set_aside(settings, source)
     settings.ensure_dirs()

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hrss_warehouse.check import SubmissionRef, evaluate
-from hrss_warehouse.register import forms_of, parse_file_name, printable_name, sha256_of
-from hrss_warehouse.report import fill
+from hrss_warehouse.files import parse_file_name, printable_name, sha256_of
 from hrss_warehouse.spec import load_spec
+from hrss_warehouse.stages.register import forms_of
+from hrss_warehouse.stages.report import fill
 
 HISTORY_NOTE = "history rules H01/H02 need the returns in force and are checked only in the warehouse"
 

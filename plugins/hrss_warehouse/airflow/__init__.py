@@ -1,0 +1,1 @@
+"""What the DAG files import: task bodies, retry policy, alerts, lineage, the docs plugin."""

@@ -1,0 +1,1 @@
+"""Running the parts on one machine: the embedded PostgreSQL, the local Airflow, Superset."""
