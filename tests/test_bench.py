@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import xlsxwriter
-from hrss_tools import bench, bench_naive
 
+from hrss_tools import bench, bench_naive
 from hrss_warehouse.db import connect
 from hrss_warehouse.spec import load_spec
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hrss_warehouse.stages import crosswalk, reference
+from hrss_tools import crosswalk_build
+from hrss_warehouse.stages import reference
 
 
 @pytest.fixture(scope="module")
 def committed() -> pd.DataFrame:
-    return crosswalk.read_file()
+    return reference.read_crosswalk()
 
 
 def _successors(frame: pd.DataFrame, edition: int, county: str) -> list[tuple[str, str, float]]:
@@ -50,7 +51,7 @@ def test_every_reporting_county_of_every_edition_has_successors_summing_to_one(c
             reference.reporting_counties(reference.EDITIONS[-1])["county_code"]
         )
         assert (rows.groupby("county_code")["weight"].sum() - 1).abs().max() < 1e-5
-    assert set(committed["reason"]) <= set(crosswalk.REASONS)
+    assert set(committed["reason"]) <= set(crosswalk_build.REASONS)
     # a county of the newest edition is its own successor
     newest = committed[committed["edition"] == reference.EDITIONS[-1]]
     assert (newest["county_code"] == newest["successor_code"]).all() and (
@@ -59,7 +60,7 @@ def test_every_reporting_county_of_every_edition_has_successors_summing_to_one(c
 
 
 def test_overrides_are_the_only_hand_made_steps(committed) -> None:
-    overrides = crosswalk.read_overrides()
+    overrides = crosswalk_build.read_overrides()
     assert not overrides.empty and overrides["note"].str.len().min() > 20  # each line says why
     for row in overrides.itertuples():
         derived = committed[
@@ -74,18 +75,18 @@ def test_committed_file_is_the_derivation_of_the_registry(committed) -> None:
     is derived by `hrss reference crosswalk` (about a minute), in the soak variant."""
     registry = reference.divisions()
     subset = registry[registry["province_code"].isin(["370000", "230000"])]
-    derived = crosswalk.derive(subset)
+    derived = crosswalk_build.derive(subset)
     expected = committed[committed["county_code"].str[:2].isin(["37", "23"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(derived, expected, check_dtype=False)
 
 
 @pytest.mark.soak
 def test_committed_file_is_the_derivation_of_the_whole_registry(committed) -> None:
-    pd.testing.assert_frame_equal(crosswalk.derive(reference.divisions()), committed, check_dtype=False)
+    pd.testing.assert_frame_equal(crosswalk_build.derive(reference.divisions()), committed, check_dtype=False)
 
 
 def test_counts_by_reason_2016_to_2023(committed) -> None:
-    counts = crosswalk.counts_by_reason(committed, 2016)
+    counts = crosswalk_build.counts_by_reason(committed, 2016)
     assert (
         sum(counts.values())
         == committed.loc[committed["edition"] == 2016, ["county_code", "reason"]].drop_duplicates().shape[0]

@@ -57,7 +57,6 @@ def build_and_publish(settings: Settings, *, full_refresh: bool = False) -> dict
 @pytest.fixture(scope="module")
 def flow(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
     from hrss_tools import generate
-
     from hrss_warehouse import pipeline
     from hrss_warehouse.stages import reference
 

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hrss_tools.calibration import published_figures
-from hrss_tools.generate import generate, manifest_path
 from python_calamine import CalamineWorkbook
 
+from hrss_tools.calibration import published_figures
+from hrss_tools.generate import generate, manifest_path
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages import reference
 

@@ -41,7 +41,6 @@ def _chosen(manifest: dict) -> list[dict]:
 @pytest.fixture(scope="module")
 def history(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
     from hrss_tools import generate
-
     from hrss_warehouse.stages import reference
 
     reference.load_divisions(settings)

@@ -18,8 +18,9 @@ import psycopg
 import pytest
 import transform_dataset as ds
 
+from hrss_tools import crosswalk_build
 from hrss_warehouse.db import LOADER, connect
-from hrss_warehouse.stages import crosswalk, export, publish, reference, transform
+from hrss_warehouse.stages import export, publish, reference, transform
 
 HANYANG = [
     ("420104000000", "汉阳区", "county", 2016, 2023, False, False),
@@ -79,7 +80,7 @@ def first(settings) -> dict:
             ],
             ignore_index=True,
         )
-        crosswalk.load(conn, crosswalk.derive(frame))
+        reference.load_crosswalk(conn, crosswalk_build.derive(frame))
         conn.execute("RESET ROLE")
         conn.commit()
         for submission_id, county, year, region in (

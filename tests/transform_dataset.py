@@ -21,9 +21,10 @@ from __future__ import annotations
 import pandas as pd
 from psycopg import Connection
 
+from hrss_tools import crosswalk_build
 from hrss_warehouse.db import LOADER
 from hrss_warehouse.spec import load_spec
-from hrss_warehouse.stages import crosswalk
+from hrss_warehouse.stages import reference
 
 SUBMISSION_DDL = """
 CREATE TABLE IF NOT EXISTS raw.submission (
@@ -191,7 +192,7 @@ def create_inputs(conn: Connection) -> None:
         conn.execute(ddl)
     # dbt's staging views depend on these tables: empty them rather than drop them
     conn.execute(f"TRUNCATE raw.submission, reference.division, {', '.join(raw_tables)}")
-    crosswalk.load(conn, crosswalk.derive(registry_frame()))
+    reference.load_crosswalk(conn, crosswalk_build.derive(registry_frame()))
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO reference.division VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                         [_division_row(*d) for d in DIVISIONS])
@@ -208,7 +209,7 @@ def create_inputs(conn: Connection) -> None:
 
 
 def registry_frame() -> pd.DataFrame:
-    """DIVISIONS as the registry file's frame (what crosswalk.derive reads)."""
+    """DIVISIONS as the registry file's frame (what crosswalk_build.derive reads)."""
     return pd.DataFrame([(code, name, level, first, last, placeholder)
                          for code, name, level, first, last, _, placeholder in DIVISIONS],
                         columns=["code", "name", "level", "first_year", "last_year", "is_placeholder"])

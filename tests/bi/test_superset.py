@@ -32,7 +32,6 @@ def _bundle(folder: str) -> dict[str, dict]:
 def marts(settings: Settings) -> dict[str, str]:
     """Two provinces' returns published; the province names as the marts hold them."""
     from hrss_tools import generate
-
     from hrss_warehouse import pipeline
     from hrss_warehouse.stages import publish, reference, transform
 

@@ -228,6 +228,7 @@ def _part_naive(request: dict) -> dict:
     import openpyxl  # noqa: F401
     import pandas  # noqa: F401
     import sqlalchemy  # noqa: F401
+
     from hrss_tools import bench_naive
 
     settings = Settings.from_env()

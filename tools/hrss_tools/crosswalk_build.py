@@ -1,5 +1,6 @@
-"""The boundary crosswalk: every reporting county of every registry edition → its successor(s) in the
-newest edition, with a reason and a weight, derived from the registry itself.
+"""`hrss reference crosswalk`: derive the boundary crosswalk, which ``stages.reference`` loads: every
+reporting county of every registry edition → its successor(s) in the newest edition, with a reason
+and a weight, derived from the registry itself.
 
 A county's recoding changes the 6-digit prefix of every unit below it (钢城区 371203 → 370117: its
 township 371203100 颜庄镇 becomes 370117100), but the units themselves survive: a village keeps its
@@ -30,36 +31,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from hrss_warehouse.stages import reference
+from hrss_warehouse.config import DATA_DIR
+from hrss_warehouse.stages.reference import CROSSWALK_COLUMNS as COLUMNS
+from hrss_warehouse.stages.reference import CROSSWALK_FILE, CROSSWALK_REASONS, CrosswalkError
 
-OVERRIDES_FILE = reference.DATA_DIR / "crosswalk_overrides.csv"
-# Derived from divisions.csv.gz and the overrides by `hrss reference crosswalk` (about a minute), so
-# `hrss reference load` only copies it; a test derives it again and compares.
-CROSSWALK_FILE = reference.DATA_DIR / "division_crosswalk.csv.gz"
+OVERRIDES_FILE = DATA_DIR / "crosswalk_overrides.csv"
+
 OVERRIDE_COLUMNS = ("from_edition", "county_code", "successor_code", "weight", "note")
-TABLE = "reference.division_crosswalk"
-COLUMNS = (
-    "edition",
-    "county_code",
-    "county_name",
-    "prefecture_code",
-    "successor_code",
-    "successor_name",
-    "successor_prefecture_code",
-    "reason",
-    "weight",
-    "overridden",
-)
-REASONS = ("unchanged", "renamed_recoded", "merged", "split", "moved")
+
+REASONS = CROSSWALK_REASONS
+
 # Successors that take less than this share of a county (a village or two that the matching followed
 # astray, or a boundary adjustment of a few villages) are folded into its main successors: restating
 # a county's figures on such a sliver would spread noise, not information.
 MIN_SHARE = 0.01
+
 _TOWNSHIP_SUFFIXES = r"(街道办事处|办事处|街道|民族乡|镇|乡|苏木)$"
-
-
-class CrosswalkError(reference.RegistryError):
-    """The crosswalk cannot be derived; the message names the county, edition or file."""
 
 
 def _county_rows(edition: pd.DataFrame) -> pd.DataFrame:
@@ -302,59 +289,8 @@ def counts_by_reason(crosswalk: pd.DataFrame, edition: int) -> dict[str, int]:
     return {reason: int((rows["reason"] == reason).sum()) for reason in REASONS}
 
 
-DDL = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    edition                   integer          NOT NULL,
-    county_code               text             NOT NULL CHECK (char_length(county_code) = 6),
-    county_name               text             NOT NULL,
-    prefecture_code           text             NOT NULL,
-    successor_code            text             NOT NULL CHECK (char_length(successor_code) = 6),
-    successor_name            text             NOT NULL,
-    successor_prefecture_code text             NOT NULL,
-    reason                    text             NOT NULL CHECK (reason IN {REASONS!r}),
-    weight                    double precision NOT NULL CHECK (weight > 0 AND weight <= 1),
-    overridden                boolean          NOT NULL,
-    PRIMARY KEY (edition, county_code, successor_code)
-);
-COMMENT ON TABLE {TABLE} IS
-    'Each reporting county of each registry edition -> its successor(s) in the newest edition, with the '
-    'reason and the share (weight) of the county each takes; derived by `hrss reference load` from the '
-    'editions (crosswalk.py) and data/crosswalk_overrides.csv';
-GRANT SELECT ON {TABLE} TO hrss_transformer;
-"""
-
-
 def write_file(crosswalk: pd.DataFrame, path: Path = CROSSWALK_FILE) -> Path:
     crosswalk.to_csv(
         path, index=False, lineterminator="\n", compression={"method": "gzip", "compresslevel": 9, "mtime": 0}
     )
     return path
-
-
-def read_file(path: Path = CROSSWALK_FILE) -> pd.DataFrame:
-    if not path.exists():
-        raise CrosswalkError(f"{path} is missing; derive it with `hrss reference crosswalk`")
-    frame = pd.read_csv(
-        path,
-        dtype={
-            "county_code": str,
-            "successor_code": str,
-            "prefecture_code": str,
-            "successor_prefecture_code": str,
-        },
-        keep_default_na=False,
-    )
-    if tuple(frame.columns) != COLUMNS:
-        raise CrosswalkError(f"{path} has columns {list(frame.columns)}, expected {list(COLUMNS)}")
-    return frame
-
-
-def load(conn, crosswalk: pd.DataFrame) -> int:
-    """Replace the crosswalk table's content (inside the caller's transaction, as hrss_loader)."""
-    conn.execute(DDL)
-    conn.execute(f"TRUNCATE {TABLE}")
-    with conn.cursor() as cur, cur.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-        for row in crosswalk.itertuples(index=False):
-            copy.write_row(row)
-    conn.execute(f"ANALYZE {TABLE}")
-    return len(crosswalk)
