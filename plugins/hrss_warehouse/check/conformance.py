@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hrss_warehouse.check import SubmissionRef, evaluate
+from hrss_warehouse.check.evaluate import SubmissionRef, evaluate
 from hrss_warehouse.files import parse_file_name, printable_name, sha256_of
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages.register import forms_of

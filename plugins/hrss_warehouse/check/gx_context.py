@@ -141,7 +141,7 @@ def build_data_docs() -> Path:
     then its index; the index page. A run's page never changes, so earlier runs are not rendered again."""
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    from hrss_warehouse.check import load_suite_dict
+    from hrss_warehouse.check.suites import load_suite_dict
     from hrss_warehouse.spec import load_spec
 
     suites = []
