@@ -18,7 +18,8 @@ import pytest
 from ingest_helpers import fixture_file
 
 from hrss_warehouse import check, files, pipeline
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER
+from hrss_warehouse.db import connect
 from hrss_warehouse.stages import land, load, register
 
 

@@ -19,8 +19,8 @@ import pytest
 import transform_dataset as ds
 
 from hrss_warehouse import db
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.stages import publish, transform
 
 BI_APP = "bi guard-rail test"

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from hrss_warehouse import db
+from hrss_warehouse import config, db
 from hrss_warehouse.config import Settings
 from hrss_warehouse.spec import load_spec
 
@@ -43,7 +43,7 @@ def checksums(settings: Settings) -> dict[str, str]:
 def raw_counts(settings: Settings) -> dict[str, int]:
     spec = load_spec()
     tables = ["submission", *(spec.raw_table(f) for f in spec.form_codes)]
-    with db.connect(settings, db.LOADER) as conn:
+    with db.connect(settings, config.LOADER) as conn:
         return {t: conn.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in tables}
 
 
@@ -113,7 +113,7 @@ def test_a_byte_identical_resend_changes_nothing(settings: Settings, flow: dict)
     from hrss_warehouse import pipeline
 
     before, counts = checksums(settings), raw_counts(settings)
-    with db.connect(settings, db.LOADER) as conn:
+    with db.connect(settings, config.LOADER) as conn:
         receipts = conn.execute("SELECT count(*) FROM raw.receipt").fetchone()[0]
     for path in flow["pristine"].iterdir():  # the first copies were moved to the archive
         shutil.copy2(path, settings.landing_dir / path.name)
@@ -121,7 +121,7 @@ def test_a_byte_identical_resend_changes_nothing(settings: Settings, flow: dict)
     build_and_publish(settings)
     assert again["accepted"] == again["quarantined"] == again["rows"] == 0
     assert raw_counts(settings) == counts
-    with db.connect(settings, db.LOADER) as conn:
+    with db.connect(settings, config.LOADER) as conn:
         assert conn.execute("SELECT count(*) FROM raw.receipt").fetchone()[0] == receipts + len(
             list(flow["pristine"].iterdir()))
     assert checksums(settings) == before
@@ -129,7 +129,7 @@ def test_a_byte_identical_resend_changes_nothing(settings: Settings, flow: dict)
 
 
 def test_personal_data_never_reaches_the_marts(settings: Settings, flow: dict) -> None:
-    with db.connect(settings, db.LOADER) as conn:
+    with db.connect(settings, config.LOADER) as conn:
         contacts = conn.execute(
             "SELECT c.submission_id, c.name, c.phone FROM raw.submission_contact c "
             "JOIN raw.submission s USING (submission_id) WHERE s.outcome = 'accepted'").fetchall()
@@ -162,7 +162,7 @@ def test_personal_data_never_reaches_the_marts(settings: Settings, flow: dict) -
             elements = f'"{column}"::text[]' if data_type == "ARRAY" else f'ARRAY["{column}"::text]'
             found = conn.execute(found_in.format(table=table, elements=elements), params).fetchone()[0]
             assert found == 0, f"personal data in marts.{table}.{column}"
-    with db.connect(settings, db.TRANSFORMER) as conn, pytest.raises(
+    with db.connect(settings, config.TRANSFORMER) as conn, pytest.raises(
             errors.InsufficientPrivilege):
         conn.execute("SELECT * FROM raw.submission_contact")
 

@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from ingest_helpers import make_fixtures
 
 from hrss_warehouse import pipeline
-from hrss_warehouse.config import SPEC_DIR, WAREHOUSE_DB, Settings
-from hrss_warehouse.db import LOADER, TRANSFORMER, connect
+from hrss_warehouse.config import LOADER, SPEC_DIR, TRANSFORMER, WAREHOUSE_DB, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.stages import reference, transform
 
 FULL_SOAK = os.environ.get("HRSS_SOAK", "").lower() == "full"

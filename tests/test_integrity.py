@@ -17,7 +17,8 @@ import pytest
 from ingest_helpers import FIXTURES, make_fixtures
 
 from hrss_warehouse import db, pipeline
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER
+from hrss_warehouse.db import connect
 from hrss_warehouse.files import parse_file_name
 from hrss_warehouse.spec import WAREHOUSE_FAILURE, load_spec
 from hrss_warehouse.stages import parse, report

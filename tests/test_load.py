@@ -10,7 +10,8 @@ import pytest
 from ingest_helpers import fixture_file
 
 from hrss_warehouse import check, db, files
-from hrss_warehouse.db import LOADER, WarehouseError, connect
+from hrss_warehouse.config import LOADER
+from hrss_warehouse.db import WarehouseError, connect
 from hrss_warehouse.stages import land, load, register
 
 

@@ -12,7 +12,8 @@ from ingest_helpers import FIXTURES, make_fixtures
 from test_check import FAILING, PASSING
 
 from hrss_warehouse import files, pipeline
-from hrss_warehouse.db import LOADER, TRANSFORMER, connect
+from hrss_warehouse.config import LOADER, TRANSFORMER
+from hrss_warehouse.db import connect
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages import load
 

@@ -21,8 +21,8 @@ from ingest_helpers import fixture_file
 from warehouse_reset import drop_project_schemas
 
 from hrss_warehouse import cli, pipeline
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.local import postgres
 from hrss_warehouse.operations import backup, rebuild
 from hrss_warehouse.stages import receipts_manifest

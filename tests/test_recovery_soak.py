@@ -19,8 +19,8 @@ from test_end_to_end import build_and_publish, checksums, raw_counts
 from test_recovery import _fresh_warehouse, _receipts, _revision, _scans
 
 from hrss_warehouse import cli, pipeline
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.local import postgres
 from hrss_warehouse.operations import backup, rebuild
 from hrss_warehouse.stages import receipts_manifest

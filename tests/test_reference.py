@@ -9,7 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hrss_warehouse.db import TRANSFORMER, connect
+from hrss_warehouse.config import TRANSFORMER
+from hrss_warehouse.db import connect
 from hrss_warehouse.stages import reference
 
 

@@ -6,16 +6,16 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from hrss_warehouse import db
+from hrss_warehouse import config, db
 from hrss_warehouse.config import Settings
 
 
 @pytest.fixture(scope="module")
 def probe_tables(settings: Settings):
-    with db.connect(settings, db.LOADER) as conn:
+    with db.connect(settings, config.LOADER) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS raw.role_probe (v int)")
         conn.commit()
-    with db.connect(settings, db.TRANSFORMER) as conn:
+    with db.connect(settings, config.TRANSFORMER) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS marts.role_probe AS SELECT 42 AS v")
         conn.execute("CREATE TABLE IF NOT EXISTS staging.role_probe (v int)")
         conn.commit()
@@ -67,10 +67,10 @@ def test_bi_reader_cannot_reach_airflow_metadata(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize(("role", "statement"), [
-    (db.LOADER, "create table marts.loader_intrusion (v int)"),
-    (db.LOADER, "create table staging.loader_intrusion (v int)"),
-    (db.TRANSFORMER, "insert into raw.role_probe values (1)"),
-    (db.TRANSFORMER, "create table raw.transformer_intrusion (v int)"),
+    (config.LOADER, "create table marts.loader_intrusion (v int)"),
+    (config.LOADER, "create table staging.loader_intrusion (v int)"),
+    (config.TRANSFORMER, "insert into raw.role_probe values (1)"),
+    (config.TRANSFORMER, "create table raw.transformer_intrusion (v int)"),
 ])
 def test_stage_roles_cannot_write_elsewhere(settings: Settings, probe_tables, role: str,
                                             statement: str) -> None:
@@ -79,5 +79,5 @@ def test_stage_roles_cannot_write_elsewhere(settings: Settings, probe_tables, ro
 
 
 def test_transformer_reads_what_the_loader_wrote(settings: Settings, probe_tables) -> None:
-    with db.connect(settings, db.TRANSFORMER) as conn:
+    with db.connect(settings, config.TRANSFORMER) as conn:
         assert conn.execute("select count(*) from raw.role_probe").fetchone() == (0,)

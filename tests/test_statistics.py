@@ -19,7 +19,8 @@ import pytest
 import transform_dataset as ds
 
 from hrss_tools import crosswalk_build
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER
+from hrss_warehouse.db import connect
 from hrss_warehouse.stages import export, publish, reference, transform
 
 HANYANG = [

@@ -22,7 +22,7 @@ import pandas as pd
 from psycopg import Connection
 
 from hrss_tools import crosswalk_build
-from hrss_warehouse.db import LOADER
+from hrss_warehouse.config import LOADER
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages import reference
 

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import quote
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIR = PROJECT_ROOT / "survey_spec"
@@ -30,10 +31,25 @@ DEFAULT_BI_STATEMENT_TIMEOUT_S = 300
 DEFAULT_BI_IDLE_IN_TRANSACTION_TIMEOUT_S = 60
 DEFAULT_BI_CONNECTION_LIMIT = 20
 DEFAULT_LOCK_TIMEOUT_S = 120
+
+# -- the project's fixed facts, each stated here only ----------------------------------------------
+TIMEZONE = "Asia/Shanghai"  # the survey's clock: schedules, deadlines, the warehouse server's time zone
 FIRST_SURVEY_YEAR = 2014  # the first survey year the spec covers
+SEED_PROVINCES: tuple[str, ...] = ("13", "32", "37", "41", "42", "50", "51", "52")  # the source article's
 WAREHOUSE_DB = "hrss"
 AIRFLOW_DB = "airflow"
 ADMIN_USER = "hrss_admin"
+# Stage roles: a stage can only write where its role may (loads as the loader, dbt as the transformer).
+LOADER, TRANSFORMER, BI_READER = "hrss_loader", "hrss_transformer", "bi_reader"
+DBT_PROFILES = DBT_PROJECT_DIR / "profiles.yml"
+DBT_PROFILE = "hrss"
+DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # written by `hrss dbt parse` (make install)
+# Airflow: the pool of the load tasks (one slot: a second load waits in the scheduler's queue, not in a
+# worker slot; the advisory lock stays as the safety net for loads from outside Airflow), and the
+# connection alerts are mailed through.
+WAREHOUSE_LOAD_POOL = "warehouse_load"
+ALERT_CONN_ID = "hrss_alerts"
+ALERT_SENDER = "hrss-airflow@localhost"
 
 
 class ConfigError(RuntimeError):
@@ -75,16 +91,6 @@ def spec_dir() -> Path:
         raise ConfigError(f"HRSS_SPEC_DIR={raw!r} must be a folder holding forms.yaml and rules.yaml; "
                           f"missing: {', '.join(missing)}")
     return folder
-
-
-def _secret(path: Path) -> str:
-    """Read a generated secret, creating it (mode 0600) on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
 
 
 @dataclass(frozen=True)
@@ -177,13 +183,23 @@ class Settings:
     def embedded(self) -> bool:
         return self.external_dsn is None
 
+    def secret(self, name: str) -> str:
+        """The generated secret ``$HRSS_HOME/secrets/<name>``, created (mode 0600) on first use."""
+        path = self.secrets_dir / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(24))
+        return path.read_text().strip()
+
     @cached_property
     def admin_password(self) -> str:
-        return _secret(self.secrets_dir / "admin_password")
+        return self.secret("admin_password")
 
     @cached_property
     def bi_password(self) -> str:
-        return os.environ.get("HRSS_BI_PASSWORD") or _secret(self.secrets_dir / "bi_reader_password")
+        return os.environ.get("HRSS_BI_PASSWORD") or self.secret("bi_reader_password")
 
     # -- connection strings --------------------------------------------------------------------
     def dsn(self, database: str = WAREHOUSE_DB) -> str:
@@ -220,7 +236,6 @@ def _replace_dbname(dsn: str, database: str) -> str:
 
 
 def _as_url(params: dict) -> str:
-    from urllib.parse import quote
 
     user = quote(str(params.get("user", "")), safe="")
     password = params.get("password")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import psycopg
 from psycopg import sql
 
-from hrss_warehouse.config import AIRFLOW_DB, SQL_DIR, WAREHOUSE_DB, Settings
+from hrss_warehouse.config import AIRFLOW_DB, LOADER, SQL_DIR, WAREHOUSE_DB, Settings
 from hrss_warehouse.spec import load_spec
 
 log = logging.getLogger(__name__)
@@ -24,13 +24,10 @@ log = logging.getLogger(__name__)
 MAINTENANCE_DB = "postgres"
 LOCK_NAMESPACE = 0x48525353  # "HRSS": the first key of every advisory lock the project takes
 LOCK_POLL_S = 2.0
-# Stage roles: a stage can only write where its role may (loads as the loader, dbt as the transformer).
-LOADER, TRANSFORMER, BI_READER = "hrss_loader", "hrss_transformer", "bi_reader"
 
 
 class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or started; the message says what to do."""
-
 
 
 @contextlib.contextmanager
@@ -51,7 +48,6 @@ def connect(settings: Settings, role: str | None = None, *, autocommit: bool = F
         yield conn
     finally:
         conn.close()
-
 
 
 @contextlib.contextmanager
@@ -93,7 +89,6 @@ def warehouse_lock(settings: Settings, name: str, *, wait: bool = True,
                 conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_NAMESPACE, name))
     finally:
         conn.close()
-
 
 
 def lock_holders(settings: Settings, schemas: list[str]) -> str:

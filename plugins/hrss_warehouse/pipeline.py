@@ -14,8 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hrss_warehouse import check, db, graceful, progress
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.stages import land, load, reference, register, report
 
 

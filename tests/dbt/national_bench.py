@@ -15,8 +15,8 @@ from __future__ import annotations
 import sys
 import time
 
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages import reference, transform
 

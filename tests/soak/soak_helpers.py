@@ -26,8 +26,8 @@ import psutil
 import psycopg
 import pytest
 
-from hrss_warehouse.config import PROJECT_ROOT, SPEC_DIR, Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, PROJECT_ROOT, SPEC_DIR, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.files import parse_file_name, sha256_of, stored_file
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages import load

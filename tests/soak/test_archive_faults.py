@@ -20,8 +20,8 @@ import pytest
 from soak_helpers import FULL, Returns, assert_intact, child_env, land, rerun
 
 from hrss_warehouse import files
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.stages import register
 
 pytestmark = pytest.mark.soak

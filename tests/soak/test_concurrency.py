@@ -34,8 +34,8 @@ from soak_helpers import (
 )
 
 from hrss_warehouse import db
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, WarehouseError, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import WarehouseError, connect
 from hrss_warehouse.files import sha256_of
 
 pytestmark = pytest.mark.soak

@@ -39,8 +39,8 @@ from soak_helpers import (
 )
 
 from hrss_warehouse import db
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.files import sha256_of
 from hrss_warehouse.local import postgres
 

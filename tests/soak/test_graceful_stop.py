@@ -36,8 +36,8 @@ from soak_helpers import (
 )
 
 from hrss_warehouse import db, graceful, pipeline
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.files import sha256_of
 
 pytestmark = pytest.mark.soak

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from hrss_warehouse.cli import years_arg
-from hrss_warehouse.config import Settings
+from hrss_warehouse.config import SEED_PROVINCES, Settings
 
 
 def add_commands(commands: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -72,7 +72,7 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
     gen.add_argument("--out", type=Path, required=True,
                      help="folder for the returns (its old .xlsx/.csv files are replaced); "
                           "the manifest goes beside it as <folder>.manifest.json")
-    gen.add_argument("--provinces", default="13,32,37,41,42,50,51,52",
+    gen.add_argument("--provinces", default=",".join(SEED_PROVINCES),
                      help="2-digit province codes (default: the eight seed provinces)")
     gen.add_argument("--years", type=years_arg, default=years_arg("2014-2018"),
                      help="e.g. 2014-2018 (default)")

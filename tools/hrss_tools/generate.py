@@ -29,10 +29,11 @@ import pandas as pd
 import xlsxwriter
 
 from hrss_tools import calibration
+from hrss_warehouse.config import SEED_PROVINCES
 from hrss_warehouse.spec import Column, FormVersion, Spec, Version, load_spec
 from hrss_warehouse.stages import reference
+from hrss_warehouse.stages.parse import MAX_UNIT_ROWS
 
-SEED_PROVINCES: tuple[str, ...] = ("13", "32", "37", "41", "42", "50", "51", "52")
 DEFAULT_YEARS: tuple[int, ...] = (2014, 2015, 2016, 2017, 2018)
 SCALES = ("seed", "national")
 WORKERS = 2
@@ -49,7 +50,6 @@ SOFT_PER_BAD = 0.5  # soft-rule revisions per hard-bad revision
 
 ISSUER = "制定机关：省人力资源和社会保障厅   批准机关：省统计局"
 CHINA = timezone(timedelta(hours=8))
-MAX_UNIT_ROWS = 20_000  # S06
 SOFT_RULES = ("C11", "C12", "R01", "R02")
 FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")  # the spec lists full-width digits
 

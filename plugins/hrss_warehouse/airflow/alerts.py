@@ -20,9 +20,8 @@ from typing import Any
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-from hrss_warehouse.config import ConfigError
-from hrss_warehouse.local.airflow_env import ALERT_CONN_ID
-from hrss_warehouse.local.airflow_env import ALERT_SENDER as DEFAULT_SENDER
+from hrss_warehouse.config import ALERT_CONN_ID, ConfigError
+from hrss_warehouse.config import ALERT_SENDER as DEFAULT_SENDER
 from hrss_warehouse.operations import metrics as ops
 
 log = logging.getLogger(__name__)

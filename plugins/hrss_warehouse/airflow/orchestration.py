@@ -20,20 +20,24 @@ from typing import Any, TypeVar
 
 import pendulum
 
-from hrss_warehouse.config import DAGS_DIR, DBT_PROJECT_DIR, SPEC_DIR, Settings
+from hrss_warehouse.config import (
+    DAGS_DIR,
+    DBT_MANIFEST,
+    DBT_PROFILE,
+    DBT_PROFILES,
+    DBT_PROJECT_DIR,
+    FIRST_SURVEY_YEAR,
+    SPEC_DIR,
+    TIMEZONE,
+    Settings,
+    settings,
+)
 
 OWNER = "hrss-data-engineering"
-TIMEZONE = "Asia/Shanghai"
 TAGS = ["hrss", "jcpt"]
-DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
-DBT_PROFILES = DBT_PROJECT_DIR / "profiles.yml"
-DBT_PROFILE = "hrss"
-START_DATE = pendulum.datetime(2014, 1, 1, tz=TIMEZONE)  # the first survey year the spec covers
+START_DATE = pendulum.datetime(FIRST_SURVEY_YEAR, 1, 1, tz=TIMEZONE)
 WAREHOUSE_HOST = "hrss-warehouse"  # a logical name: Asset URIs must not change with the deployment
 
-# One slot: a second load waits in the scheduler's queue, not in a worker slot (the advisory lock stays
-# as the safety net for loads from outside Airflow). `airflow_env.migrate` creates it.
-WAREHOUSE_LOAD_POOL = "warehouse_load"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,10 +97,6 @@ def stage(func: F) -> F:
 
 class DbtManifestMissing(RuntimeError):
     """The DAG cannot render its dbt tasks; the message says how to produce the manifest."""
-
-
-def settings() -> Settings:
-    return Settings.from_env()
 
 
 # -- task bodies -------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ def warm_up() -> None:
 
 def parse_and_check_batch(settings: Settings, batch: dict) -> dict:
     """Parse and check every submission of ``batch``; write accepted rows and findings to a batch folder."""
-    from hrss_warehouse.db import LOADER, connect
+    from hrss_warehouse.config import LOADER
+    from hrss_warehouse.db import connect
 
     ids = [int(i) for i in batch["submission_ids"]]
     with connect(settings, role=LOADER) as conn:

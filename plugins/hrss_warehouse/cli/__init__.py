@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hrss_warehouse.config import ConfigError, Settings
+from hrss_warehouse.config import BI_READER, ConfigError, Settings
 
 
 def _warehouse(args: argparse.Namespace, settings: Settings) -> int:
-    from hrss_warehouse import db
     from hrss_warehouse.local import postgres
 
     if args.action == "start":
@@ -27,7 +26,7 @@ def _warehouse(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if state.running else 3
     elif args.action == "url":
         # stdout carries the DSN and nothing else, so `psql "$(hrss warehouse url)"` works.
-        print(settings.bi_reader_dsn() if args.role == db.BI_READER else settings.dsn())
+        print(settings.bi_reader_dsn() if args.role == BI_READER else settings.dsn())
     return 0
 
 

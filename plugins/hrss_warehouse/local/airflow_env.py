@@ -25,15 +25,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from hrss_warehouse.airflow.orchestration import WAREHOUSE_LOAD_POOL
-from hrss_warehouse.config import AIRFLOW_DB, DAGS_DIR, PLUGINS_DIR, ConfigError, Settings, _secret
+from hrss_warehouse.config import (
+    AIRFLOW_DB,
+    ALERT_CONN_ID,
+    ALERT_SENDER,
+    DAGS_DIR,
+    PLUGINS_DIR,
+    TIMEZONE,
+    WAREHOUSE_LOAD_POOL,
+    ConfigError,
+    Settings,
+)
 
 CONN_ID = "hrss_warehouse"
-ALERT_CONN_ID = "hrss_alerts"  # where failure and deadline alerts are mailed (hrss_warehouse.airflow.alerts)
-ALERT_SENDER = "hrss-airflow@localhost"
 ADMIN_LOGIN = "admin"
 DEFAULT_API_PORT = 8080
-TIMEZONE = "Asia/Shanghai"
 # The components `make airflow` runs; each gets its own session so that stop can reach its workers.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # With HRSS_AIRFLOW_EXECUTOR=celery (`make airflow EXECUTOR=celery`): Redis as the broker and two workers.
@@ -197,8 +203,8 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
         # Components in separate processes must share the signing secrets, or tasks cannot report back.
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(settings.secrets_dir / "airflow_jwt_secret"),
-        "AIRFLOW__API__SECRET_KEY": _secret(settings.secrets_dir / "airflow_api_secret_key"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": settings.secret("airflow_jwt_secret"),
+        "AIRFLOW__API__SECRET_KEY": settings.secret("airflow_api_secret_key"),
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_LOGIN}:admin",
@@ -238,7 +244,7 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
 
 
 def admin_password(settings: Settings) -> str:
-    return _secret(settings.secrets_dir / "airflow_admin_password")
+    return settings.secret("airflow_admin_password")
 
 
 def prepare(settings: Settings) -> dict[str, str]:

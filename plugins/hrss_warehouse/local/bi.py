@@ -19,7 +19,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from hrss_warehouse.config import PROJECT_ROOT, WAREHOUSE_DB, ConfigError, Settings, _secret
+from hrss_warehouse.config import PROJECT_ROOT, WAREHOUSE_DB, ConfigError, Settings
 from hrss_warehouse.db import MAINTENANCE_DB, connect
 
 BI_VENV = PROJECT_ROOT / ".venv-bi"
@@ -58,7 +58,7 @@ def home(settings: Settings) -> Path:
 
 def password(settings: Settings, login: str) -> str:
     """The generated password of a Superset login (admin or one of VIEWERS)."""
-    return _secret(settings.secrets_dir / f"superset_{login}_password")
+    return settings.secret(f"superset_{login}_password")
 
 
 def _executable(name: str) -> str:
@@ -70,7 +70,7 @@ def _executable(name: str) -> str:
 
 def _metadata_password(settings: Settings) -> str:
     return (os.environ.get("HRSS_SUPERSET_DB_PASSWORD")
-            or _secret(settings.secrets_dir / "superset_metadata_password"))
+            or settings.secret("superset_metadata_password"))
 
 
 def _metadata_uri(settings: Settings) -> str:
@@ -105,7 +105,7 @@ def superset_env(settings: Settings) -> dict[str, str]:
         SUPERSET_CONFIG_PATH=str(CONFIG_FILE),
         SUPERSET_HOME=str(folder),
         FLASK_APP="superset.app:create_app()",
-        SUPERSET_SECRET_KEY=_secret(settings.secrets_dir / "superset_secret_key"),
+        SUPERSET_SECRET_KEY=settings.secret("superset_secret_key"),
         HRSS_SUPERSET_METADATA_URI=_metadata_uri(settings),
         HRSS_BI_READER_DSN=settings.bi_reader_dsn(),
         HRSS_SUPERSET_BUNDLE=str(BUNDLE_DIR),

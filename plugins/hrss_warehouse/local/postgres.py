@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from hrss_warehouse.config import ADMIN_USER, Settings
+from hrss_warehouse.config import ADMIN_USER, TIMEZONE, Settings
 from hrss_warehouse.db import MAINTENANCE_DB, WarehouseError, bootstrap
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _initdb(settings: Settings, account: tuple[int, int] | None) -> None:
             "work_mem = '32MB'\n"
             "maintenance_work_mem = '256MB'\n"
             "max_wal_size = '2GB'\n"
-            "timezone = 'Asia/Shanghai'\n"
+            f"timezone = '{TIMEZONE}'\n"
         )
     _chown_tree(pgdata, account)
 

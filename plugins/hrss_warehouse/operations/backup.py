@@ -21,8 +21,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hrss_warehouse.config import WAREHOUSE_DB, Settings
-from hrss_warehouse.db import LOADER, connect, warehouse_lock
+from hrss_warehouse.config import LOADER, WAREHOUSE_DB, Settings
+from hrss_warehouse.db import connect, warehouse_lock
 from hrss_warehouse.local import postgres
 
 DUMP_NAME = "db.dump"

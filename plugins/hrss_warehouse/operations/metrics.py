@@ -55,7 +55,8 @@ def record(settings: Settings, *, dag_id: str, run_id: str, stage: str, map_inde
            started_at: datetime, finished_at: datetime, outcome: str, values: dict[str, int],
            error: str | None = None) -> None:
     """Write (or replace, on a retry) the row of one stage task."""
-    from hrss_warehouse.db import LOADER, connect
+    from hrss_warehouse.config import LOADER
+    from hrss_warehouse.db import connect
 
     columns = ["dag_id", "run_id", "stage", "map_index", "try_number", "outcome", "started_at",
                "finished_at", "seconds", *MEASURES, "error"]
@@ -92,7 +93,7 @@ def _record_dbt_build(ti: Any, until: datetime) -> None:
 
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    from hrss_warehouse.airflow.orchestration import DBT_MANIFEST
+    from hrss_warehouse.config import DBT_MANIFEST
     from hrss_warehouse.db import connect
 
     by_run = RuntimeTaskInstance.get_task_states(dag_id=ti.dag_id, task_group_id="dbt_build",

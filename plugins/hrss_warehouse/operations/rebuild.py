@@ -22,8 +22,8 @@ import shutil
 from pathlib import Path
 
 from hrss_warehouse import db, graceful
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, connect
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import connect
 from hrss_warehouse.stages import receipts_manifest
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ import psycopg
 from psycopg import sql
 
 from hrss_warehouse import db, files
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import LOADER, WarehouseError, connect, warehouse_lock
+from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.db import WarehouseError, connect, warehouse_lock
 from hrss_warehouse.files import stored_file
 from hrss_warehouse.spec import WAREHOUSE_FAILURE, load_spec
 

@@ -22,8 +22,8 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from hrss_warehouse.config import Settings
-from hrss_warehouse.db import BI_READER, TRANSFORMER, WarehouseError, connect, lock_holders, warehouse_lock
+from hrss_warehouse.config import BI_READER, TRANSFORMER, Settings
+from hrss_warehouse.db import WarehouseError, connect, lock_holders, warehouse_lock
 from hrss_warehouse.stages.transform import BUILD_SCHEMA
 
 PUBLISHED_SCHEMA = "marts"

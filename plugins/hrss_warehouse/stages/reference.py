@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hrss_warehouse import config
 from hrss_warehouse.config import DATA_DIR, Settings
 
 # npm version → the NBS edition it carries (checked against the package's own crawler URL on build).
@@ -245,7 +246,7 @@ def load_divisions(settings: Settings, only_if_changed: bool = False) -> int | N
 
     version = registry_sha256()
     try:
-        with db.connect(settings, role=db.LOADER) as conn, conn.transaction():
+        with db.connect(settings, role=config.LOADER) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext('reference'))",
                          (db.LOCK_NAMESPACE,))
             conn.execute(DDL)

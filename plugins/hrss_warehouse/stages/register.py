@@ -224,7 +224,8 @@ def _registering(settings: Settings, register: Callable) -> list[dict]:
     """Run ``register(conn, copies_of)`` under the 'load' lock with an empty ``archive/.incoming/``;
     ``copies_of(paths)`` copies a chunk of landed files in (those that changed or vanished left out).
     Returns every pending submission packed into batches."""
-    from hrss_warehouse.db import LOADER, connect, ensure_raw_schema, warehouse_lock
+    from hrss_warehouse.config import LOADER
+    from hrss_warehouse.db import connect, ensure_raw_schema, warehouse_lock
     from hrss_warehouse.stages import reference
 
     # before any file: a warehouse without the committed registry cannot build its marts

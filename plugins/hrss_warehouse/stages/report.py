@@ -74,7 +74,8 @@ def _report_stem(sid: int, county: str | None, year: int | None, form: str | Non
 
 def write_reports(settings: Settings, submission_ids: list[int]) -> dict:
     """Write the feedback report of each submission; returns the paths written."""
-    from hrss_warehouse.db import LOADER, connect
+    from hrss_warehouse.config import LOADER
+    from hrss_warehouse.db import connect
 
     spec = load_spec()
     folder = feedback_dir(settings)

@@ -193,7 +193,8 @@ def prepare_build_schema(settings: Settings) -> None:
     facts build incrementally; only mart_build_info goes, so that a marker of an earlier build can
     never pass for this one's.
     """
-    from hrss_warehouse.db import TRANSFORMER, connect
+    from hrss_warehouse.config import TRANSFORMER
+    from hrss_warehouse.db import connect
 
     with connect(settings, role=TRANSFORMER) as conn:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.mart_build_info").format(sql.Identifier(BUILD_SCHEMA)))
