@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import write_golden
 
-from hrss_warehouse.check import conformance
+from hrss_warehouse import conformance
 from hrss_warehouse.files import parse_file_name
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages import parse

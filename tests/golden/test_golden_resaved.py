@@ -13,7 +13,7 @@ import pytest
 import write_golden
 from resave_with_libreoffice import OUT, resavable_cases
 
-from hrss_warehouse.check import conformance
+from hrss_warehouse import conformance
 from hrss_warehouse.files import parse_file_name
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages import parse

@@ -241,7 +241,7 @@ def _check_file(args: argparse.Namespace, settings: Settings) -> int:
     import logging
     from pathlib import Path
 
-    from hrss_warehouse.check import conformance
+    from hrss_warehouse import conformance
 
     # errors only: GX reports its temporary folders as warnings, which say nothing about the files
     logging.basicConfig(level=logging.ERROR, format="hrss: %(message)s")
