@@ -6,6 +6,7 @@ from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
 from cosmos import DbtTaskGroup
 
 from hrss_warehouse.airflow import orchestration as orc
+from hrss_warehouse.config import TIMEZONE, WAREHOUSE_LOAD_POOL
 
 DOC = """
 ### JCPT nightly load
@@ -24,7 +25,7 @@ Retries happen only on transient database errors; a validation failure fails its
 
 @dag(
     dag_id="jcpt_nightly",
-    schedule=CronTriggerTimetable("0 2 * * *", timezone=orc.TIMEZONE),
+    schedule=CronTriggerTimetable("0 2 * * *", timezone=TIMEZONE),
     start_date=orc.START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -54,7 +55,7 @@ def jcpt_nightly():
     def parse_and_check(batch: dict) -> dict:
         return orc.parse_and_check(batch)
 
-    @task(pool=orc.WAREHOUSE_LOAD_POOL)
+    @task(pool=WAREHOUSE_LOAD_POOL)
     def load(batch_result: dict) -> dict:
         return orc.load(batch_result)
 

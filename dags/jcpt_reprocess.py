@@ -6,6 +6,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 from cosmos import DbtTaskGroup
 
 from hrss_warehouse.airflow import orchestration as orc
+from hrss_warehouse.config import TIMEZONE, WAREHOUSE_LOAD_POOL
 
 DOC = """
 ### Reprocess a survey year
@@ -24,7 +25,7 @@ changes nothing.
 
 @dag(
     dag_id="jcpt_reprocess",
-    schedule=CronDataIntervalTimetable("0 0 1 1 *", timezone=orc.TIMEZONE),
+    schedule=CronDataIntervalTimetable("0 0 1 1 *", timezone=TIMEZONE),
     start_date=orc.START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -38,7 +39,7 @@ changes nothing.
     },
 )
 def jcpt_reprocess():
-    @task(pool=orc.WAREHOUSE_LOAD_POOL)
+    @task(pool=WAREHOUSE_LOAD_POOL)
     def reprocess(data_interval_start=None, params: dict | None = None) -> dict:
         return orc.reprocess(orc.survey_year_of(data_interval_start), params["counties"], params["dry_run"])
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hrss_warehouse.config import DAGS_DIR, PLUGINS_DIR, Settings
+from hrss_warehouse.config import DAGS_DIR, PLUGINS_DIR, WAREHOUSE_LOAD_POOL, Settings
 from hrss_warehouse.local import airflow_env
 
 # Run by Airflow in a fresh interpreter: its configuration and connection as Airflow sees them.
@@ -80,7 +80,7 @@ def test_the_load_pool_has_one_slot(settings: Settings, migrated: list[float]) -
     # Airflow's own table of pools, read in its metadata database (the CLI costs ~20 s of imports)
     with psycopg.connect(settings.dsn(airflow_env.AIRFLOW_DB)) as conn:
         pools = conn.execute("SELECT pool, slots FROM slot_pool WHERE pool = %s",
-                             (airflow_env.WAREHOUSE_LOAD_POOL,)).fetchall()
+                             (WAREHOUSE_LOAD_POOL,)).fetchall()
     assert pools == [("warehouse_load", 1)]
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from hrss_warehouse.airflow import orchestration as orc
+from hrss_warehouse.config import WAREHOUSE_LOAD_POOL
 
 
 def test_no_import_errors(dag_report: dict) -> None:
@@ -46,7 +47,7 @@ def test_loads_wait_in_the_one_slot_pool(dag_report: dict) -> None:
     loads = {("jcpt_nightly", "load"), ("jcpt_reprocess", "reprocess")}
     for dag_id, dag in dag_report["dags"].items():
         for task in dag["tasks"]:
-            wanted = orc.WAREHOUSE_LOAD_POOL if (dag_id, task["task_id"]) in loads else "default_pool"
+            wanted = WAREHOUSE_LOAD_POOL if (dag_id, task["task_id"]) in loads else "default_pool"
             assert task["pool"] == wanted, f"{dag_id}.{task['task_id']}: pool {task['pool']}"
 
 
