@@ -15,12 +15,13 @@ from pathlib import Path
 
 from hrss_warehouse import check, db, graceful, progress
 from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.contracts import Batch, CheckedBatch
 from hrss_warehouse.db import connect
 from hrss_warehouse.stages import land, load, reference, register, report
 
 
-def checked_batches(settings: Settings, batches: list[dict],
-                    stop: graceful.StopRequest | None = None) -> Iterator[dict]:
+def checked_batches(settings: Settings, batches: list[Batch],
+                    stop: graceful.StopRequest | None = None) -> Iterator[CheckedBatch]:
     """Parse and check ``batches`` on ``settings.check_workers`` processes, yielding each result as it is
     ready, so the caller loads one batch while the next ones are checked. Once ``stop`` is requested, no
     further batch is started."""
@@ -28,14 +29,14 @@ def checked_batches(settings: Settings, batches: list[dict],
                               batch_words)
 
 
-def batch_words(result: dict) -> str:
+def batch_words(result: CheckedBatch) -> str:
     """A checked batch in a few words, for its log line."""
     return (f"batch {result['batch']}: {len(result['accepted'])} accepted, "
             f"{len(result['quarantined'])} quarantined")
 
 
-def _checked(settings: Settings, batches: list[dict],
-             stop: graceful.StopRequest | None) -> Iterator[dict]:
+def _checked(settings: Settings, batches: list[Batch],
+             stop: graceful.StopRequest | None) -> Iterator[CheckedBatch]:
     workers = min(settings.check_workers, len(batches))
     if workers <= 1:
         for batch in batches:
@@ -79,7 +80,7 @@ def ingest_folder(settings: Settings, landing: Path, min_age_s: float | None = N
     return {"files": len(scan.files) - len(left), "skipped": skipped, "batches": len(batches), **totals}
 
 
-def load_batches(settings: Settings, batches: list[dict], stop: graceful.StopRequest) -> dict:
+def load_batches(settings: Settings, batches: list[Batch], stop: graceful.StopRequest) -> dict:
     """Check and load registered ``batches`` (until ``stop`` is requested), then write the feedback
     reports of the submissions loaded; returns counts and their ids."""
     totals = {"accepted": 0, "quarantined": 0, "rows": 0, "batches_loaded": 0}

@@ -32,6 +32,7 @@ from hrss_warehouse.config import (
     Settings,
     settings,
 )
+from hrss_warehouse.contracts import Batch, CheckedBatch, LoadCounts
 
 OWNER = "hrss-data-engineering"
 TAGS = ["hrss", "jcpt"]
@@ -111,7 +112,7 @@ def discover(landing: str | None, min_age_s: float | None = None) -> dict:
 
 
 @stage
-def register(scan: dict) -> list[dict]:
+def register(scan: dict) -> list[Batch]:
     from hrss_warehouse.airflow import lineage
     from hrss_warehouse.stages import land
     from hrss_warehouse.stages import register as register_stage
@@ -125,7 +126,7 @@ def register(scan: dict) -> list[dict]:
 
 
 @stage
-def parse_and_check(batch: dict) -> dict:
+def parse_and_check(batch: Batch) -> CheckedBatch:
     import logging
 
     from hrss_warehouse import check, pipeline
@@ -136,7 +137,7 @@ def parse_and_check(batch: dict) -> dict:
 
 
 @stage
-def load(batch_result: dict) -> dict:
+def load(batch_result: CheckedBatch) -> LoadCounts:
     from hrss_warehouse.airflow import lineage
     from hrss_warehouse.spec import load_spec
     from hrss_warehouse.stages import load as load_stage
@@ -164,7 +165,7 @@ def publish() -> dict:
 
 
 @stage
-def reports(batches: list[dict]) -> dict:
+def reports(batches: list[Batch]) -> dict:
     from hrss_warehouse.stages import report, transform
 
     ids = sorted({int(i) for batch in batches for i in batch["submission_ids"]})

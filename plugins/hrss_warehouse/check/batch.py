@@ -14,6 +14,7 @@ import pandas as pd
 from hrss_warehouse.check.evaluate import Evaluation, SubmissionRef, evaluate
 from hrss_warehouse.check.gx_run import gx_session
 from hrss_warehouse.config import Settings
+from hrss_warehouse.contracts import Batch, CheckedBatch, RowsFile
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages.register import verified_file
 
@@ -31,7 +32,7 @@ def warm_up() -> None:
     reference.divisions()
 
 
-def parse_and_check_batch(settings: Settings, batch: dict) -> dict:
+def parse_and_check_batch(settings: Settings, batch: Batch) -> CheckedBatch:
     """Parse and check every submission of ``batch``; write accepted rows and findings to a batch folder."""
     from hrss_warehouse.config import LOADER
     from hrss_warehouse.db import connect
@@ -75,14 +76,14 @@ def parse_and_check_batch(settings: Settings, batch: dict) -> dict:
 
 
 def write_canonical_rows(result: Evaluation, accepted: list[int],
-                         folder: Path) -> tuple[list[dict], dict[int, int]]:
+                         folder: Path) -> tuple[list[RowsFile], dict[int, int]]:
     """Write the accepted submissions' rows as CSV in the raw table's column order, money in 万元.
 
     One file per form version for the whole batch (the load copies each with one COPY); returns the
     files ({form, path, rows}) and the number of rows of each submission.
     """
     spec = load_spec()
-    files: list[dict] = []
+    files: list[RowsFile] = []
     counts: dict[int, int] = {}
     chosen = set(accepted)
     for (form, version), frame in result.frames.items():

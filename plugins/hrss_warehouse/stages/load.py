@@ -21,6 +21,7 @@ from psycopg import sql
 
 from hrss_warehouse import db, files
 from hrss_warehouse.config import LOADER, Settings
+from hrss_warehouse.contracts import CheckedBatch, LoadCounts
 from hrss_warehouse.db import WarehouseError, connect, warehouse_lock
 from hrss_warehouse.files import stored_file
 from hrss_warehouse.spec import WAREHOUSE_FAILURE, load_spec
@@ -67,7 +68,7 @@ def _copy_rows(cur, table: str, columns: list[str], rows_file: dict) -> int:
     return count
 
 
-def load_batch(settings: Settings, batch_result: dict) -> dict:
+def load_batch(settings: Settings, batch_result: CheckedBatch) -> LoadCounts:
     """Write one checked batch into raw in one transaction; returns counts of rows and submissions by outcome.
 
     Set-based: one DELETE and one COPY per table for the whole batch, so a national year is a few dozen
@@ -161,13 +162,13 @@ def _warehouse_failed(entry: dict, found: list[dict], error: str) -> tuple[dict,
     return {**entry, "outcome": "quarantined", "failed_rules": failed, "soft_flags": []}, [*found, finding]
 
 
-def _load(settings: Settings, batch_result: dict, *, isolate: bool) -> dict:
+def _load(settings: Settings, batch_result: CheckedBatch, *, isolate: bool) -> LoadCounts:
     batch_dir = Path(batch_result["batch_dir"])
     findings = json.loads((batch_dir / "findings.json").read_text())
     contacts = json.loads((batch_dir / "contacts.json").read_text())
     entries = batch_result["submissions"]
     ids = [entry["submission_id"] for entry in entries]
-    counts = {"accepted": 0, "quarantined": 0, "rows": 0}
+    counts = LoadCounts(accepted=0, quarantined=0, rows=0)
     moves: list[tuple[Path, Path]] = []
     with (warehouse_lock(settings, "load"), connect(settings, role=LOADER, autocommit=True) as conn,
           conn.transaction(), conn.cursor() as cur):
@@ -205,7 +206,7 @@ def _load(settings: Settings, batch_result: dict, *, isolate: bool) -> dict:
     return counts
 
 
-def _load_file_by_file(cur, ids: list[int], current: dict, batch_result: dict, findings: dict,
+def _load_file_by_file(cur, ids: list[int], current: dict, batch_result: CheckedBatch, findings: dict,
                        contacts: dict) -> list[dict]:
     """Load each file's submissions under a savepoint; a file the database refuses gets W01 alone.
     Returns the entries as loaded (with ``loaded_rows``)."""

@@ -37,6 +37,7 @@ import psycopg
 
 from hrss_warehouse import files
 from hrss_warehouse.config import Settings
+from hrss_warehouse.contracts import Batch
 from hrss_warehouse.spec import load_spec
 from hrss_warehouse.stages import land, receipts_manifest
 from hrss_warehouse.stages.land import ArchiveError, Scan
@@ -118,7 +119,7 @@ def forms_of(path: Path, name: files.FileName | None) -> list[str | None]:
     return workbook_forms(path) or [None]
 
 
-def pack_batches(rows: list[tuple[int, str | None]], size: int) -> list[dict]:
+def pack_batches(rows: list[tuple[int, str | None]], size: int) -> list[Batch]:
     """Group (submission_id, county_code) into check batches of at most ``size`` submissions
     (``Settings.batch_submissions``): whole provinces packed in code order (named "11" or "11-13"), and
     a province larger than ``size`` alone split at county boundaries (named by its county range).
@@ -132,7 +133,7 @@ def pack_batches(rows: list[tuple[int, str | None]], size: int) -> list[dict]:
     for submission_id, county in rows:
         key = county[:2] if county else UNNAMED_BATCH
         provinces.setdefault(key, {}).setdefault(county or "", []).append(submission_id)
-    batches: list[dict] = []
+    batches: list[Batch] = []
     packable = False  # whether the last batch is whole provinces that another province may join
     for key, counties in sorted(provinces.items()):
         ids = [i for county in sorted(counties) for i in counties[county]]
@@ -151,7 +152,7 @@ def pack_batches(rows: list[tuple[int, str | None]], size: int) -> list[dict]:
     return batches
 
 
-def _county_batches(counties: dict[str, list[int]], size: int) -> list[dict]:
+def _county_batches(counties: dict[str, list[int]], size: int) -> list[Batch]:
     """One province's counties packed in code order into batches of at most ``size`` submissions (a
     county larger than that is a batch of its own)."""
     groups: list[list[str]] = []
@@ -166,7 +167,7 @@ def _county_batches(counties: dict[str, list[int]], size: int) -> list[dict]:
              "submission_ids": [i for county in group for i in counties[county]]} for group in groups]
 
 
-def register_files(settings: Settings, scan: Scan, stop: Callable[[], bool] | None = None) -> list[dict]:
+def register_files(settings: Settings, scan: Scan, stop: Callable[[], bool] | None = None) -> list[Batch]:
     """Record and archive each file the scan found; return the submissions to check, packed into batches.
 
     Runs under the advisory lock ``load``, so two ingests started at the same instant register one after
@@ -191,7 +192,7 @@ def register_files(settings: Settings, scan: Scan, stop: Callable[[], bool] | No
     return _registering(settings, register)
 
 
-def register_replayed(settings: Settings, scans: list[dict], landed: list[tuple[Path, dict]]) -> list[dict]:
+def register_replayed(settings: Settings, scans: list[dict], landed: list[tuple[Path, dict]]) -> list[Batch]:
     """Register copies of stored files again with the arrivals their receipts recorded (``hrss rebuild
     --from-archive``): ``scans`` are raw.landing_scan rows, restored first with their ids; ``landed`` pairs
     a copy, named as the file was received, with its receipt row (received time, scan, modification time,
@@ -220,7 +221,7 @@ def register_replayed(settings: Settings, scans: list[dict], landed: list[tuple[
     return _registering(settings, register)
 
 
-def _registering(settings: Settings, register: Callable) -> list[dict]:
+def _registering(settings: Settings, register: Callable) -> list[Batch]:
     """Run ``register(conn, copies_of)`` under the 'load' lock with an empty ``archive/.incoming/``;
     ``copies_of(paths)`` copies a chunk of landed files in (those that changed or vanished left out).
     Returns every pending submission packed into batches."""
