@@ -30,12 +30,13 @@ def test_the_lock_agrees_with_pyproject() -> None:
 
 
 def test_a_dependency_changed_without_the_lock_is_caught(tmp_path: Path) -> None:
-    for name in ("pyproject.toml", "uv.lock", "README.md"):
+    (tmp_path / "tools").mkdir()
+    for name in ("pyproject.toml", "uv.lock", "README.md", "tools/pyproject.toml"):
         shutil.copy(PROJECT_ROOT / name, tmp_path / name)
     pyproject = tmp_path / "pyproject.toml"
     text = pyproject.read_text()
-    assert '"xlsxwriter==' in text
-    pyproject.write_text("\n".join(line for line in text.splitlines() if '"xlsxwriter==' not in line) + "\n")
+    assert '"psutil==' in text
+    pyproject.write_text("\n".join(line for line in text.splitlines() if '"psutil==' not in line) + "\n")
     result = _lock_check(tmp_path)
     assert result.returncode != 0
     assert "needs to be updated" in result.stderr

@@ -17,15 +17,6 @@ import pytest
 from hrss_warehouse.config import AIRFLOW_DB, PROJECT_ROOT, Settings
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
-STAGES = ("land", "register", "check", "load", "transform", "publish", "report", "reference")
-
-
-
-@pytest.fixture(scope="module")
-def stages() -> None:
-    # The stages are written in parallel with the DAGs: run as soon as every one of them exists.
-    for name in STAGES:
-        pytest.importorskip(f"hrss_warehouse.{name}", reason=f"stage module hrss_warehouse.{name} missing")
 
 
 def _hrss(settings: Settings, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
@@ -61,7 +52,7 @@ def test_missing_landing_folder_is_named(settings: Settings, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_hrss_run_over_an_empty_landing_folder(settings: Settings, stages: None, dbt_manifest: Path,
+def test_hrss_run_over_an_empty_landing_folder(settings: Settings, dbt_manifest: Path,
                                                 tmp_path: Path) -> None:
     """The quick variant: the real dag.test() path, nothing to load, every later task skipped; the
     entries left in landing are counted and named in the summary."""
@@ -82,7 +73,7 @@ def test_hrss_run_over_an_empty_landing_folder(settings: Settings, stages: None,
 
 
 @pytest.mark.soak
-def test_hrss_run_loads_fixture_files(settings: Settings, stages: None, dbt_manifest: Path,
+def test_hrss_run_loads_fixture_files(settings: Settings, dbt_manifest: Path,
                                       tmp_path: Path) -> None:
     from hrss_warehouse.db import connect
     from hrss_warehouse.stages import reference
