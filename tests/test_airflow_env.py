@@ -108,4 +108,4 @@ def test_bad_port_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("HRSS_AIRFLOW_PORT", "eighty")
     with pytest.raises(ConfigError, match="HRSS_AIRFLOW_PORT"):
-        airflow_env.api_port()
+        Settings.from_env()

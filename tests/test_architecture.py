@@ -1,6 +1,6 @@
 """The layout docs/architecture.md draws, kept by the imports themselves.
 
-The product package imports downwards only: facts (config, spec) ← services (files, db, graceful,
+The product package imports downwards only: facts (config, spec, contracts) ← services (files, db, graceful,
 progress) ← stages (in flow order: a stage never imports a later one) ← pipeline, conformance ←
 operations, local, airflow ← cli. Nothing in the product imports the development tools (tools/,
 package hrss_tools), no two modules import each other even lazily, no private name crosses a module
@@ -20,7 +20,7 @@ from hrss_warehouse.config import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "plugins" / "hrss_warehouse"
 LAYERS = {  # top-level room or module -> its layer; a module imports from its own layer or below
-    "config": 0, "spec": 0,
+    "config": 0, "spec": 0, "contracts": 0,
     "files": 1, "db": 1, "graceful": 1, "progress": 1,
     "stages": 2, "check": 2,
     "pipeline": 3, "conformance": 3,
@@ -161,3 +161,21 @@ def test_the_tools_stay_out_of_the_runtime_set_and_the_image() -> None:
     for dependency in tools["dependencies"]:
         assert dependency.split("==")[0] not in runtime, dependency
     assert "tools" in (PROJECT_ROOT / ".dockerignore").read_text().split()
+
+
+def test_every_setting_is_read_by_config_and_listed_in_the_readme() -> None:
+    import re
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    # variables the project sets for its own child processes (dbt's profile, Superset's config, one
+    # Celery worker's name), not for a user to set
+    internal = re.compile(r"HRSS_(DBT_|SUPERSET_[A-Z]+_PASSWORD|SUPERSET_BUNDLE|SUPERSET_METADATA_URI|"
+                          r"BI_READER_DSN|WORKER_NAME|ALERTS\b)")
+    code = [*PACKAGE.rglob("*.py"), *(PROJECT_ROOT / "tools").rglob("*.py"),
+            *(PROJECT_ROOT / "dags").glob("*.py")]
+    named = {m for path in code for m in re.findall(r"\bHRSS_[A-Z_]*[A-Z]\b", path.read_text())}
+    assert sorted(v for v in named if not internal.match(v) and f"`{v}`" not in readme) == []
+    # only config reads a setting from the environment (the fault hooks are the tests' own)
+    readers = {path.relative_to(PROJECT_ROOT).as_posix() for path in code
+               if re.search(r"environ(?:\.get)?[\[(]\"HRSS_(?!WORKER_NAME)", path.read_text())}
+    assert readers == {"plugins/hrss_warehouse/config.py"}

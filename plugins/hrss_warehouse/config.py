@@ -25,6 +25,12 @@ SQL_DIR = PACKAGE_DIR / "sql"  # the DDL the bootstrap and the loader run
 DATA_DIR = PACKAGE_DIR / "data"  # the division registry and its sources
 
 DEFAULT_PORT = 55432
+DEFAULT_AIRFLOW_PORT = 8080
+DEFAULT_BI_PORT = 8088
+DEFAULT_REDIS_PORT = 56379
+DEFAULT_GX_HISTORY = 200  # validation runs kept per suite (a national year is about 4 batches a suite)
+DEFAULT_PUBLISH_DEADLINE_S = 4 * 3600  # 06:00 local for the nightly run of 02:00 (its logical date)
+AIRFLOW_EXECUTORS = ("local", "celery")
 DEFAULT_BATCH_SUBMISSIONS = 1200
 # Guard rails of the BI login and of the stages that take exclusive locks (see Settings)
 DEFAULT_BI_STATEMENT_TIMEOUT_S = 300
@@ -63,6 +69,17 @@ def _count(variable: str, default: int) -> int:
     return int(raw)
 
 
+def _port(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, str(default))
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
+        raise ConfigError(f"{variable} must be a port number between 1024 and 65535, got {raw!r}")
+    return int(raw)
+
+
+def _text(variable: str) -> str | None:
+    return os.environ.get(variable, "").strip() or None
+
+
 def _seconds(variable: str) -> float | None:
     raw = os.environ.get(variable)
     if raw is None or raw == "":
@@ -74,6 +91,39 @@ def _seconds(variable: str) -> float | None:
     if not value >= 0:  # also refuses nan
         raise ConfigError(f"{variable} must be a number of seconds >= 0, got {raw!r}")
     return value
+
+
+def _choice(variable: str, choices: tuple[str, ...]) -> str:
+    chosen = (os.environ.get(variable, "").strip().lower() or choices[0])
+    if chosen not in choices:
+        raise ConfigError(f"{variable} must be one of {', '.join(choices)}, got {chosen!r}")
+    return chosen
+
+
+def _json(variable: str, example: str) -> str | None:
+    import json
+
+    raw = _text(variable)
+    if raw is not None:
+        try:
+            json.loads(raw)
+        except ValueError:
+            raise ConfigError(f"{variable} must be JSON, {example}") from None
+    return raw
+
+
+def _alerts() -> dict[str, str | None]:
+    relay, recipients = _text("HRSS_ALERT_SMTP"), _text("HRSS_ALERT_TO")
+    if relay is None:
+        return {}
+    host, _, port = relay.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"HRSS_ALERT_SMTP must be host:port of a mail relay, got {relay!r}")
+    if recipients is None:
+        raise ConfigError("HRSS_ALERT_TO must name the alert recipients (comma-separated) "
+                          "when HRSS_ALERT_SMTP is set")
+    return {"alert_smtp": relay, "alert_to": recipients,
+            "alert_from": _text("HRSS_ALERT_FROM") or ALERT_SENDER}
 
 
 def spec_dir() -> Path:
@@ -113,17 +163,29 @@ class Settings:
     # how long dbt build and publish wait for a lock another session holds before giving up; longer
     # than the idle timeout, so an abandoned BI transaction is ended before the build gives up
     lock_timeout_s: int = DEFAULT_LOCK_TIMEOUT_S
+    # validation runs per GX suite kept in $HRSS_HOME/gx and listed in Data Docs
+    gx_history: int = DEFAULT_GX_HISTORY
+    # the local processes: Airflow's API server, Superset, the benchmark's warehouse (default port + 2:
+    # the test warehouse sits at port + 1)
+    airflow_port: int = DEFAULT_AIRFLOW_PORT
+    bi_port: int = DEFAULT_BI_PORT
+    bench_port: int = DEFAULT_PORT + 2
+    # Airflow's executor in `hrss airflow start`: local, or celery (Redis and two workers)
+    airflow_executor: str = "local"
+    redis_port: int = DEFAULT_REDIS_PORT
+    worker_concurrency: int = 2
+    # alerts: a plain-SMTP relay (host:port) and recipients; unset: alerts are only logged
+    alert_smtp: str | None = None
+    alert_to: str | None = None
+    alert_from: str = ALERT_SENDER
+    publish_deadline_s: float = DEFAULT_PUBLISH_DEADLINE_S
+    # OpenLineage transport as JSON; None: a JSON-lines file under $HRSS_HOME/lineage
+    openlineage_transport: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
         home = Path(os.environ.get("HRSS_HOME", PROJECT_ROOT / ".hrss")).expanduser().resolve()
-        raw_port = os.environ.get("HRSS_PG_PORT", str(DEFAULT_PORT))
-        try:
-            port = int(raw_port)
-        except ValueError:
-            raise ConfigError(f"HRSS_PG_PORT must be a port number, got {raw_port!r}") from None
-        if not 1024 <= port <= 65535:
-            raise ConfigError(f"HRSS_PG_PORT must be between 1024 and 65535, got {port}")
+        port = _port("HRSS_PG_PORT", DEFAULT_PORT)
         return cls(home=home, port=port, external_dsn=os.environ.get("HRSS_WAREHOUSE_DSN") or None,
                    batch_submissions=_count("HRSS_BATCH_SUBMISSIONS", DEFAULT_BATCH_SUBMISSIONS),
                    check_workers=_count("HRSS_CHECK_WORKERS", os.cpu_count() or 1),
@@ -133,7 +195,18 @@ class Settings:
                    bi_idle_in_transaction_timeout_s=_count("HRSS_BI_IDLE_IN_TRANSACTION_TIMEOUT_S",
                                                            DEFAULT_BI_IDLE_IN_TRANSACTION_TIMEOUT_S),
                    bi_connection_limit=_count("HRSS_BI_CONNECTION_LIMIT", DEFAULT_BI_CONNECTION_LIMIT),
-                   lock_timeout_s=_count("HRSS_LOCK_TIMEOUT_S", DEFAULT_LOCK_TIMEOUT_S))
+                   lock_timeout_s=_count("HRSS_LOCK_TIMEOUT_S", DEFAULT_LOCK_TIMEOUT_S),
+                   gx_history=_count("HRSS_GX_HISTORY", DEFAULT_GX_HISTORY),
+                   airflow_port=_port("HRSS_AIRFLOW_PORT", DEFAULT_AIRFLOW_PORT),
+                   bi_port=_port("HRSS_BI_PORT", DEFAULT_BI_PORT),
+                   bench_port=_port("HRSS_BENCH_PG_PORT", port + 2),
+                   airflow_executor=_choice("HRSS_AIRFLOW_EXECUTOR", AIRFLOW_EXECUTORS),
+                   redis_port=_port("HRSS_REDIS_PORT", DEFAULT_REDIS_PORT),
+                   worker_concurrency=_count("HRSS_WORKER_CONCURRENCY", 2),
+                   **_alerts(),
+                   publish_deadline_s=_seconds("HRSS_PUBLISH_DEADLINE_S") or DEFAULT_PUBLISH_DEADLINE_S,
+                   openlineage_transport=_json("HRSS_OPENLINEAGE_TRANSPORT",
+                                               'e.g. {"type": "http", "url": "http://marquez:5000"}'))
 
     # -- folders -------------------------------------------------------------------------------
     @property
@@ -200,6 +273,10 @@ class Settings:
     @cached_property
     def bi_password(self) -> str:
         return os.environ.get("HRSS_BI_PASSWORD") or self.secret("bi_reader_password")
+
+    @cached_property
+    def superset_db_password(self) -> str:
+        return os.environ.get("HRSS_SUPERSET_DB_PASSWORD") or self.secret("superset_metadata_password")
 
     # -- connection strings --------------------------------------------------------------------
     def dsn(self, database: str = WAREHOUSE_DB) -> str:

@@ -63,7 +63,7 @@ def superset(settings: Settings) -> Iterator[Superset]:
         ready = time.perf_counter()
         print(f"\nSuperset: make bi-install {installed - started:.0f} s, set-up and start "
               f"{ready - installed:.0f} s")
-        yield Superset(bi.url(), settings, installed - started, ready - installed)
+        yield Superset(bi.url(settings), settings, installed - started, ready - installed)
     finally:
         bi.stop(settings)
         if previous is None:

@@ -36,7 +36,6 @@ import psutil
 from hrss_warehouse.config import DAGS_DIR, ConfigError, Settings
 from hrss_warehouse.spec import load_spec
 
-BENCH_PORT_ENV = "HRSS_BENCH_PG_PORT"
 QUICK_PROVINCES = ("64",)  # Ningxia: 22 counties, ~3.2k unit rows a year
 PARTS_ALL = frozenset({"read_floor", "naive", "ingest", "no_gx", "load_floor", "dbt", "reprocess",
                        "dag_parse", "airflow"})
@@ -618,15 +617,7 @@ def ensure_dataset(data_root: Path, scale: str, provinces: list[str] | None, yea
 
 def bench_settings(settings: Settings) -> Settings:
     """The benchmark's own embedded warehouse, under ``$HRSS_HOME/bench/warehouse``."""
-    # +2: the default test warehouse sits at the default port + 1
-    raw = os.environ.get(BENCH_PORT_ENV, str(settings.port + 2))
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ConfigError(f"{BENCH_PORT_ENV} must be a port number, got {raw!r}") from None
-    if not 1024 <= port <= 65535:
-        raise ConfigError(f"{BENCH_PORT_ENV} must be between 1024 and 65535, got {port}")
-    return Settings(home=settings.home / "bench" / "warehouse", port=port, external_dsn=None)
+    return Settings(home=settings.home / "bench" / "warehouse", port=settings.bench_port, external_dsn=None)
 
 
 def fresh_warehouse(settings: Settings, divisions: bool = False) -> None:
@@ -640,7 +631,7 @@ def fresh_warehouse(settings: Settings, divisions: bool = False) -> None:
     postgres.stop(settings)
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", settings.port)) == 0:
-            raise ConfigError(f"port {settings.port} is taken by another server: set {BENCH_PORT_ENV} "
+            raise ConfigError(f"port {settings.port} is taken by another server: set HRSS_BENCH_PG_PORT "
                               "to a free port for the benchmark's warehouse")
     for entry in settings.home.glob("*"):  # the secrets stay: this process has read the passwords
         if entry != settings.secrets_dir:

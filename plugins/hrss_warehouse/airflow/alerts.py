@@ -13,34 +13,25 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 import re
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-from hrss_warehouse.config import ALERT_CONN_ID, ConfigError
+from hrss_warehouse.config import ALERT_CONN_ID, ConfigError, Settings
 from hrss_warehouse.config import ALERT_SENDER as DEFAULT_SENDER
 from hrss_warehouse.operations import metrics as ops
 
 log = logging.getLogger(__name__)
 
-# 06:00 Asia/Shanghai for the run of 02:00 (its logical date); HRSS_PUBLISH_DEADLINE_S shortens it in tests.
-PUBLISH_DEADLINE = timedelta(hours=4)
 PUBLISH_TASK = "publish"
 # Rule ids of the contract (S01, C05, R01, H02, ...) as they appear in an error message.
 RULE_ID = re.compile(r"\b[SCRHV]\d{2}\b")
 
 
 def publish_deadline_interval() -> timedelta:
-    raw = os.environ.get("HRSS_PUBLISH_DEADLINE_S", "")
-    if not raw:
-        return PUBLISH_DEADLINE
-    try:
-        return timedelta(seconds=float(raw))
-    except ValueError:
-        raise ConfigError(f"HRSS_PUBLISH_DEADLINE_S must be a number of seconds, got {raw!r}") from None
+    return timedelta(seconds=Settings.from_env().publish_deadline_s)
 
 
 def _first_line(text: str) -> str:

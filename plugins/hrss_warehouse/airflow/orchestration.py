@@ -357,9 +357,8 @@ class RunSummary:
         lines.append(f"  reports: {len(written.get('reports', []))} in {settings.reports_dir}")
         lines.append(f"  data docs: {written.get('data_docs') or settings.docs_dir}")
         from hrss_warehouse.airflow import docs_plugin
-        from hrss_warehouse.local import airflow_env
 
-        base_url = f"http://127.0.0.1:{airflow_env.api_port()}"
+        base_url = f"http://127.0.0.1:{settings.airflow_port}"
         lines.append(f"  in the Airflow UI ({base_url}, `make airflow`):")
         lines += [f"    {name}: {url}" for name, url in docs_plugin.links(base_url).items()]
         return "\n".join(lines)

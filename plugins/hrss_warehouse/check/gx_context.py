@@ -19,25 +19,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from hrss_warehouse.config import ConfigError, Settings
+from hrss_warehouse.config import Settings
 
 SITE = "hrss_data_docs"
 DATASOURCE = "hrss_batches"
 ASSET = "check_frame"
 BATCH_DEFINITION = "whole_frame"
-DEFAULT_HISTORY = 200  # validation runs kept per suite (a national year is about 4 batches a suite)
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 20}
-
-
-def history() -> int:
-    raw = os.environ.get("HRSS_GX_HISTORY", str(DEFAULT_HISTORY))
-    try:
-        runs = int(raw)
-    except ValueError:
-        raise ConfigError(f"HRSS_GX_HISTORY must be a whole number of runs, got {raw!r}") from None
-    if runs < 1:
-        raise ConfigError(f"HRSS_GX_HISTORY must be at least 1, got {runs}")
-    return runs
 
 
 @cache
@@ -127,7 +115,7 @@ def run_checkpoint(suite: dict, frame: Any, run_name: str) -> Any:
 def prune(suite_name: str) -> None:
     """Keep the newest ``HRSS_GX_HISTORY`` stored runs of a suite, with their Data Docs pages."""
     settings = Settings.from_env()
-    keep = history()
+    keep = settings.gx_history
     for root in (settings.home / "gx" / "uncommitted" / "validations",
                  settings.docs_dir / "gx" / "validations"):
         runs = sorted((p for p in (root / suite_name).glob("*") if p.is_dir()),

@@ -296,7 +296,7 @@ def _bi(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "start":
             print(bi.start(settings))
-            print(f"dashboards: {bi.url()}/dashboard/list/")
+            print(f"dashboards: {bi.url(settings)}/dashboard/list/")
             print(f"login: {bi.ADMIN_LOGIN}   password: {bi.password(settings, bi.ADMIN_LOGIN)}")
             print(f"viewers: {', '.join(bi.VIEWERS)} "
                   f"(passwords in {settings.secrets_dir}/superset_<login>_password)")

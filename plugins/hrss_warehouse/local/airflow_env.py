@@ -28,25 +28,21 @@ from urllib.parse import quote
 from hrss_warehouse.config import (
     AIRFLOW_DB,
     ALERT_CONN_ID,
-    ALERT_SENDER,
     DAGS_DIR,
     PLUGINS_DIR,
     TIMEZONE,
     WAREHOUSE_LOAD_POOL,
-    ConfigError,
     Settings,
 )
 
 CONN_ID = "hrss_warehouse"
 ADMIN_LOGIN = "admin"
-DEFAULT_API_PORT = 8080
 # The components `make airflow` runs; each gets its own session so that stop can reach its workers.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # With HRSS_AIRFLOW_EXECUTOR=celery (`make airflow EXECUTOR=celery`): Redis as the broker and two workers.
 CELERY_WORKERS = ("worker1", "worker2")
 CELERY_COMPONENTS = ("redis", *(f"celery-{w}" for w in CELERY_WORKERS))
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
-DEFAULT_REDIS_PORT = 56379
 PROJECT_DAGS = ("jcpt_nightly", "jcpt_reprocess", "reference_divisions")
 MIGRATE_TIMEOUT_S = 600
 # The pools the DAGs use: name -> (slots, description). The loads queue for the one warehouse_load slot.
@@ -58,26 +54,7 @@ class AirflowEnvError(RuntimeError):
     """Airflow cannot be configured, migrated, started or stopped; the message says why."""
 
 
-def executor() -> str:
-    """``local`` or ``celery``, from HRSS_AIRFLOW_EXECUTOR (default local)."""
-    chosen = os.environ.get("HRSS_AIRFLOW_EXECUTOR", "local").strip().lower() or "local"
-    if chosen not in EXECUTORS:
-        raise ConfigError(f"HRSS_AIRFLOW_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {chosen!r}")
-    return chosen
 
-
-def redis_port() -> int:
-    raw = os.environ.get("HRSS_REDIS_PORT", str(DEFAULT_REDIS_PORT))
-    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
-        raise ConfigError(f"HRSS_REDIS_PORT must be a port number between 1024 and 65535, got {raw!r}")
-    return int(raw)
-
-
-def worker_concurrency() -> int:
-    raw = os.environ.get("HRSS_WORKER_CONCURRENCY", "2")
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"HRSS_WORKER_CONCURRENCY must be a positive number of task slots, got {raw!r}")
-    return int(raw)
 
 
 def worker_hostname() -> str:
@@ -88,16 +65,6 @@ def worker_hostname() -> str:
     name = os.environ.get("HRSS_WORKER_NAME")
     return f"{socket.getfqdn()}-{name}" if name else socket.getfqdn()
 
-
-def api_port() -> int:
-    raw = os.environ.get("HRSS_AIRFLOW_PORT", str(DEFAULT_API_PORT))
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ConfigError(f"HRSS_AIRFLOW_PORT must be a port number, got {raw!r}") from None
-    if not 1024 <= port <= 65535:
-        raise ConfigError(f"HRSS_AIRFLOW_PORT must be between 1024 and 65535, got {port}")
-    return port
 
 
 def _fernet_key(path: Path) -> str:
@@ -138,36 +105,23 @@ def warehouse_connection(settings: Settings) -> str:
     return json.dumps(conn)
 
 
-def alert_connection() -> str | None:
+def alert_connection(settings: Settings) -> str | None:
     """The ``hrss_alerts`` connection (Airflow's JSON form) from HRSS_ALERT_SMTP / _TO / _FROM, if set."""
-    relay = os.environ.get("HRSS_ALERT_SMTP", "").strip()
-    if not relay:
+    if settings.alert_smtp is None:
         return None
-    host, _, port = relay.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"HRSS_ALERT_SMTP must be host:port of a mail relay, got {relay!r}")
-    recipients = os.environ.get("HRSS_ALERT_TO", "").strip()
-    if not recipients:
-        raise ConfigError("HRSS_ALERT_TO must name the alert recipients (comma-separated) "
-                          "when HRSS_ALERT_SMTP is set")
+    host, _, port = settings.alert_smtp.rpartition(":")
     # A local relay speaks plain SMTP; a relay that needs TLS or a login is configured as the
     # connection itself (AIRFLOW_CONN_HRSS_ALERTS or a secrets backend).
     return json.dumps({"conn_type": "smtp", "host": host, "port": int(port),
-                       "extra": {"to": recipients, "from_email": os.environ.get("HRSS_ALERT_FROM")
-                                 or ALERT_SENDER, "disable_ssl": True, "disable_tls": True,
+                       "extra": {"to": settings.alert_to, "from_email": settings.alert_from,
+                                 "disable_ssl": True, "disable_tls": True,
                                  "retry_limit": 1, "timeout": 30}})
 
 
 def lineage_transport(settings: Settings) -> str:
     """OpenLineage's transport: HRSS_OPENLINEAGE_TRANSPORT (JSON, any backend), else one JSON-lines file."""
-    configured = os.environ.get("HRSS_OPENLINEAGE_TRANSPORT", "").strip()
-    if configured:
-        try:
-            json.loads(configured)
-        except ValueError:
-            raise ConfigError("HRSS_OPENLINEAGE_TRANSPORT must be an OpenLineage transport as JSON, e.g. "
-                              '{"type": "http", "url": "http://marquez:5000"}') from None
-        return configured
+    if settings.openlineage_transport:
+        return settings.openlineage_transport
     return json.dumps({"type": "file", "log_file_path": str(lineage_file(settings)), "append": True})
 
 
@@ -179,7 +133,7 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
     """The variables every Airflow process of this project runs with (merged over ``os.environ``)."""
     settings.ensure_dirs()
     home = settings.airflow_home
-    port = port or api_port()
+    port = port or settings.airflow_port
     env = {
         "AIRFLOW_HOME": str(home),
         # The stage code reads its settings from these in the task processes.
@@ -189,7 +143,7 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": TIMEZONE,
-        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[executor()],
+        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[settings.airflow_executor],
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings.secrets_dir / "airflow_fernet_key"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(settings),
         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
@@ -226,9 +180,9 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
     }
     if settings.external_dsn:
         env["HRSS_WAREHOUSE_DSN"] = settings.external_dsn
-    if executor() == "celery":
+    if settings.airflow_executor == "celery":
         env.update({
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_port()}/0",
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{settings.redis_port}/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url(settings),
             # One task message at a time per free slot: a worker that dies holds no queue of others.
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
@@ -236,9 +190,9 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
             "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
             # No more tasks sent than the workers have slots: a task waiting in Redis behind a backlog
             # (all of the dbt group at once) outlives its 10-minute execution token and fails unstarted.
-            "AIRFLOW__CORE__PARALLELISM": str(len(CELERY_WORKERS) * worker_concurrency()),
+            "AIRFLOW__CORE__PARALLELISM": str(len(CELERY_WORKERS) * settings.worker_concurrency),
         })
-    if alerts := alert_connection():
+    if alerts := alert_connection(settings):
         env[f"AIRFLOW_CONN_{ALERT_CONN_ID.upper()}"] = alerts
     return env
 
@@ -388,13 +342,13 @@ def _command(settings: Settings, component: str, env: dict[str, str]) -> tuple[l
         folder = settings.home / "redis"
         folder.mkdir(parents=True, exist_ok=True)
         # A broker only: nothing persisted, loopback only.
-        return [redis, "--port", str(redis_port()), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(folder)], env
+        return [redis, "--port", str(settings.redis_port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(folder)], env
     if component.startswith("celery-"):
         worker = component.removeprefix("celery-")
         # Logs are read from the shared local log folder; two log servers on one port could not both bind.
         return ([_airflow_exe(), "celery", "worker", "--celery-hostname", f"{worker}@%h", "--concurrency",
-                 str(worker_concurrency()), "--skip-serve-logs"],
+                 str(settings.worker_concurrency), "--skip-serve-logs"],
                 {**env, "HRSS_WORKER_NAME": worker,
                  "AIRFLOW__CORE__HOSTNAME_CALLABLE": "hrss_warehouse.local.airflow_env.worker_hostname"})
     return [_airflow_exe(), component], env
@@ -414,10 +368,11 @@ def _wait_for_port(port: int, wait_s: float, what: str) -> None:
         time.sleep(0.5)
 
 
-def components() -> tuple[str, ...]:
+def components(settings: Settings) -> tuple[str, ...]:
     """What `start` runs with the executor chosen: Redis first (the broker), then Airflow."""
-    return (CELERY_COMPONENTS[:1] + COMPONENTS + CELERY_COMPONENTS[1:]) if executor() == "celery" \
-        else COMPONENTS
+    if settings.airflow_executor == "celery":
+        return CELERY_COMPONENTS[:1] + COMPONENTS + CELERY_COMPONENTS[1:]
+    return COMPONENTS
 
 
 def unpause_project_dags(settings: Settings) -> list[str]:
@@ -447,7 +402,7 @@ def start(settings: Settings, wait_s: float = 180, unpause: bool = False) -> lis
         env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
         unpause_project_dags(settings)
     started = []
-    for component in components():
+    for component in components(settings):
         proc = _recorded(settings, component)
         if proc is None:
             command, component_env = _command(settings, component, env)
@@ -461,7 +416,7 @@ def start(settings: Settings, wait_s: float = 180, unpause: bool = False) -> lis
             _pid_file(settings, component).write_text(json.dumps(record))
             started.append(Running(component, popen.pid))
             if component == "redis":
-                _wait_for_port(redis_port(), 30, "redis-server")
+                _wait_for_port(settings.redis_port, 30, "redis-server")
         else:
             started.append(Running(component, proc.pid))
     url = f"{env['AIRFLOW__API__BASE_URL']}/api/v2/monitor/health"
@@ -514,4 +469,4 @@ def stop(settings: Settings) -> list[str]:
 
 def status(settings: Settings) -> dict[str, int | None]:
     return {component: (proc.pid if (proc := _recorded(settings, component)) else None)
-            for component in components()}
+            for component in components(settings)}

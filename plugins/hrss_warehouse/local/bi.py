@@ -19,7 +19,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from hrss_warehouse.config import PROJECT_ROOT, WAREHOUSE_DB, ConfigError, Settings
+from hrss_warehouse.config import PROJECT_ROOT, WAREHOUSE_DB, Settings
 from hrss_warehouse.db import MAINTENANCE_DB, connect
 
 BI_VENV = PROJECT_ROOT / ".venv-bi"
@@ -29,7 +29,6 @@ SETUP_SCRIPT = BI_DIR / "superset_setup.py"
 CONFIG_FILE = BI_DIR / "superset_config.py"
 METADATA_DB = METADATA_ROLE = "superset"
 ADMIN_LOGIN = "admin"
-DEFAULT_PORT = 8088
 START_TIMEOUT_S = 180
 STOP_GRACE_S = 20
 # The logins the bundle's security set-up creates (bi/superset_setup.py): a provincial and a national
@@ -41,15 +40,8 @@ class BIError(RuntimeError):
     """Superset cannot be installed, set up or started; the message says what to do."""
 
 
-def port() -> int:
-    raw = os.environ.get("HRSS_BI_PORT", str(DEFAULT_PORT))
-    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
-        raise ConfigError(f"HRSS_BI_PORT must be a port number between 1024 and 65535, got {raw!r}")
-    return int(raw)
-
-
-def url() -> str:
-    return f"http://127.0.0.1:{port()}"
+def url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.bi_port}"
 
 
 def home(settings: Settings) -> Path:
@@ -68,13 +60,8 @@ def _executable(name: str) -> str:
     return str(path)
 
 
-def _metadata_password(settings: Settings) -> str:
-    return (os.environ.get("HRSS_SUPERSET_DB_PASSWORD")
-            or settings.secret("superset_metadata_password"))
-
-
 def _metadata_uri(settings: Settings) -> str:
-    meta_password = _metadata_password(settings)
+    meta_password = settings.superset_db_password
     params = settings.conn_params()
     return (f"postgresql+psycopg2://{METADATA_ROLE}:{meta_password}@{params['host']}:{params['port']}/"
             f"{METADATA_DB}")
@@ -82,7 +69,7 @@ def _metadata_uri(settings: Settings) -> str:
 
 def ensure_metadata_database(settings: Settings) -> None:
     """The login ``superset`` and its database, on the warehouse server; idempotent."""
-    meta_password = _metadata_password(settings)
+    meta_password = settings.superset_db_password
     first_db = MAINTENANCE_DB if settings.embedded else WAREHOUSE_DB
     with connect(settings, autocommit=True, database=first_db) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (METADATA_ROLE,)).fetchone():
@@ -155,8 +142,9 @@ def _recorded(settings: Settings):
     return None
 
 
-def _healthy(timeout_s: float = 5) -> bool:
-    with contextlib.suppress(OSError), urllib.request.urlopen(f"{url()}/health", timeout=timeout_s) as answer:
+def _healthy(settings: Settings, timeout_s: float = 5) -> bool:
+    health = f"{url(settings)}/health"
+    with contextlib.suppress(OSError), urllib.request.urlopen(health, timeout=timeout_s) as answer:
         return answer.status == 200
     return False
 
@@ -167,27 +155,27 @@ def start(settings: Settings) -> str:
 
     setup(settings)
     if _recorded(settings) is not None:
-        return f"Superset already running at {url()}"
+        return f"Superset already running at {url(settings)}"
     env = superset_env(settings)
     log = (settings.log_dir / "superset.log").open("ab")
     # One worker with threads: the dashboards' queries are small, and the machine's cores are few.
     popen = subprocess.Popen(
-        [_executable("gunicorn"), "--bind", f"127.0.0.1:{port()}", "--workers", "1", "--threads", "8",
-         "--worker-class", "gthread", "--timeout", "120", "superset.app:create_app()"],
+        [_executable("gunicorn"), "--bind", f"127.0.0.1:{settings.bi_port}", "--workers", "1",
+         "--threads", "8", "--worker-class", "gthread", "--timeout", "120", "superset.app:create_app()"],
         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=home(settings),
         start_new_session=True)
     log.close()
     _pid_file(settings).write_text(json.dumps(
         {"pid": popen.pid, "create_time": psutil.Process(popen.pid).create_time()}))
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not _healthy():
+    while not _healthy(settings):
         if popen.poll() is not None:
             raise BIError(f"Superset exited at start; see {settings.log_dir}/superset.log")
         if time.monotonic() > deadline:
-            raise BIError(f"Superset did not answer at {url()}/health within {START_TIMEOUT_S} s; "
+            raise BIError(f"Superset did not answer at {url(settings)}/health within {START_TIMEOUT_S} s; "
                           f"see {settings.log_dir}/superset.log")
         time.sleep(1)
-    return f"Superset started at {url()}"
+    return f"Superset started at {url(settings)}"
 
 
 def stop(settings: Settings) -> str:
