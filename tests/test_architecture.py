@@ -1,11 +1,12 @@
 """The layout docs/architecture.md draws, kept by the imports themselves.
 
-The product package imports downwards only: facts (config, spec, contracts) ← services (files, db, graceful,
-progress) ← stages (in flow order: a stage never imports a later one) ← pipeline, conformance ←
-operations, local, airflow ← cli. Nothing in the product imports the development tools (tools/,
-package hrss_tools), no two modules import each other even lazily, no private name crosses a module
-boundary, and the DAG files only wire (they import Airflow, Cosmos, the package's airflow room and its
-facts in config).
+The product package imports downwards only: facts (config, spec, contracts) ← services (files, db,
+submissions, graceful, progress) ← stages (in flow order: a stage never imports a later one) ←
+pipeline, conformance ← operations, local, airflow ← cli. Nothing in the product imports the
+development tools (tools/, package hrss_tools), no two modules import each other even lazily, no
+private name crosses a module boundary, the DAG files only wire (they import Airflow, Cosmos, the
+package's airflow room and its facts in config), every setting is read by config, and raw.submission
+is read and written by one module.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hrss_warehouse.config import PROJECT_ROOT
 PACKAGE = PROJECT_ROOT / "plugins" / "hrss_warehouse"
 LAYERS = {  # top-level room or module -> its layer; a module imports from its own layer or below
     "config": 0, "spec": 0, "contracts": 0,
-    "files": 1, "db": 1, "graceful": 1, "progress": 1,
+    "files": 1, "db": 1, "submissions": 1, "graceful": 1, "progress": 1,
     "stages": 2, "check": 2,
     "pipeline": 3, "conformance": 3,
     "operations": 4, "local": 4, "airflow": 4,
@@ -179,3 +180,11 @@ def test_every_setting_is_read_by_config_and_listed_in_the_readme() -> None:
     readers = {path.relative_to(PROJECT_ROOT).as_posix() for path in code
                if re.search(r"environ(?:\.get)?[\[(]\"HRSS_(?!WORKER_NAME)", path.read_text())}
     assert readers == {"plugins/hrss_warehouse/config.py"}
+
+
+def test_raw_submission_is_read_and_written_through_one_module() -> None:
+    import re
+
+    statement = re.compile(r"(?:FROM|INTO|UPDATE|JOIN)\s+raw\.submission\b(?!_)", re.IGNORECASE)
+    users = {name for name, path in MODULES.items() if statement.search(path.read_text())}
+    assert users == {"hrss_warehouse.submissions"}

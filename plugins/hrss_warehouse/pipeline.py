@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
-from hrss_warehouse import check, db, graceful, progress
+from hrss_warehouse import check, db, graceful, progress, submissions
 from hrss_warehouse.config import LOADER, Settings
 from hrss_warehouse.contracts import Batch, CheckedBatch
 from hrss_warehouse.db import connect
@@ -101,11 +101,7 @@ def load_batches(settings: Settings, batches: list[Batch], stop: graceful.StopRe
 
 def _state(settings: Settings, ids: list[int]) -> dict[int, dict]:
     with connect(settings, role=LOADER) as conn:
-        rows = conn.execute(
-            "SELECT submission_id, outcome, failed_rules, soft_flags, form_version FROM raw.submission "
-            "WHERE submission_id = ANY(%s)", (ids,)).fetchall()
-    return {r[0]: {"outcome": r[1], "failed_rules": list(r[2]), "soft_flags": list(r[3]),
-                   "form_version": r[4]} for r in rows}
+        return submissions.states(conn, ids)
 
 
 def reprocess_year(settings: Settings, survey_year: int, counties: list[str] | None = None,
@@ -114,10 +110,7 @@ def reprocess_year(settings: Settings, survey_year: int, counties: list[str] | N
     reference.ensure_loaded(settings)
     db.ensure_raw_schema(settings)
     with connect(settings, role=LOADER) as conn:
-        rows = conn.execute(
-            "SELECT submission_id, county_code FROM raw.submission WHERE survey_year = %s "
-            "AND outcome <> 'pending' AND (%s::text[] IS NULL OR county_code = ANY(%s)) ORDER BY 1",
-            (survey_year, counties, counties)).fetchall()
+        rows = submissions.of_year(conn, survey_year, counties)
     before = _state(settings, [r[0] for r in rows])
     changes = []
     rows_loaded = done = 0

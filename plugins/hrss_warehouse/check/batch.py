@@ -1,5 +1,5 @@
-"""A batch of submissions checked: read from raw.submission, evaluated, its accepted rows and findings
-written to the batch folder the load stage copies from."""
+"""A batch of submissions checked: looked up in the registry (``submissions``), evaluated, its accepted
+rows and findings written to the batch folder the load stage copies from."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hrss_warehouse import submissions
 from hrss_warehouse.check.evaluate import Evaluation, SubmissionRef, evaluate
 from hrss_warehouse.check.gx_run import gx_session
 from hrss_warehouse.config import Settings
@@ -39,9 +40,7 @@ def parse_and_check_batch(settings: Settings, batch: Batch) -> CheckedBatch:
 
     ids = [int(i) for i in batch["submission_ids"]]
     with connect(settings, role=LOADER) as conn:
-        rows = conn.execute(
-            "SELECT submission_id, sha256, file_name, county_code, survey_year, form, archived_path "
-            "FROM raw.submission WHERE submission_id = ANY(%s) ORDER BY submission_id", (ids,)).fetchall()
+        rows = submissions.to_check(conn, ids)
     stored: dict[str, Path] = {}  # a workbook's forms share one file: verify it once
     for row in rows:
         if row[1] not in stored:

@@ -21,6 +21,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hrss_warehouse import submissions
 from hrss_warehouse.config import LOADER, WAREHOUSE_DB, Settings
 from hrss_warehouse.db import connect, warehouse_lock
 from hrss_warehouse.local import postgres
@@ -139,8 +140,7 @@ def restore(settings: Settings, source: Path) -> dict:
         with connect(settings, role=LOADER) as conn:
             for name in STORES:
                 old, new = f"{info['home']}/{name}/", f"{getattr(settings, f'{name}_dir')}/"
-                conn.execute("UPDATE raw.submission SET archived_path = %s || substr(archived_path, %s) "
-                             "WHERE starts_with(archived_path, %s)", (new, len(old) + 1, old))
+                submissions.relocate(conn, old, new)
                 conn.execute("UPDATE raw.receipt SET stored_path = %s || substr(stored_path, %s) "
                              "WHERE starts_with(stored_path, %s)", (new, len(old) + 1, old))
             conn.commit()

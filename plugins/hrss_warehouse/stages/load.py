@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from hrss_warehouse import db, files
+from hrss_warehouse import db, files, submissions
 from hrss_warehouse.config import LOADER, Settings
 from hrss_warehouse.contracts import CheckedBatch, LoadCounts
 from hrss_warehouse.db import WarehouseError, connect, warehouse_lock
@@ -140,17 +140,7 @@ def _write_submissions(cur, ids: list[int], forms: dict[int, str], rows_files: l
                 if people.get(role) or (role == "preparer" and people.get("phone")):
                     copy.write_row((sid, role, people.get(role),
                                     people.get("phone") if role == "preparer" else None))
-    cur.execute(
-        "UPDATE raw.submission s SET outcome = u.outcome, "
-        "failed_rules = ARRAY(SELECT jsonb_array_elements_text(u.failed_rules)), "
-        "soft_flags = ARRAY(SELECT jsonb_array_elements_text(u.soft_flags)), "
-        "form_version = u.form_version, checked_at = now() "
-        "FROM jsonb_to_recordset(%s::jsonb) AS u(submission_id bigint, outcome text, "
-        "failed_rules jsonb, soft_flags jsonb, form_version text) "
-        "WHERE s.submission_id = u.submission_id",
-        (json.dumps([{k: e[k] for k in ("submission_id", "outcome", "failed_rules", "soft_flags",
-                                         "form_version")}
-                     for e in entries if e["submission_id"] in chosen]),))
+    submissions.record_outcomes(cur, [e for e in entries if e["submission_id"] in chosen])
     return rows
 
 
@@ -172,9 +162,7 @@ def _load(settings: Settings, batch_result: CheckedBatch, *, isolate: bool) -> L
     moves: list[tuple[Path, Path]] = []
     with (warehouse_lock(settings, "load"), connect(settings, role=LOADER, autocommit=True) as conn,
           conn.transaction(), conn.cursor() as cur):
-        current = {row[0]: row[1:] for row in cur.execute(
-            "SELECT submission_id, sha256, archived_path, form FROM raw.submission "
-            "WHERE submission_id = ANY(%s) ORDER BY submission_id FOR UPDATE", (ids,))}
+        current = submissions.lock_for_load(cur, ids)
         unknown = sorted(set(ids) - set(current))
         if unknown:
             raise WarehouseError(f"submissions {unknown[:10]} of batch {batch_result['batch']} are not "
@@ -194,8 +182,7 @@ def _load(settings: Settings, batch_result: CheckedBatch, *, isolate: bool) -> L
             counts["rows"] += entry.get("loaded_rows", 0)
         if planned:
             targets = (list(planned), [str(target) for _, target in planned.values()])
-            cur.execute("UPDATE raw.submission s SET archived_path = m.target FROM unnest(%s::text[], "
-                        "%s::text[]) AS m(sha256, target) WHERE s.sha256 = m.sha256", targets)
+            submissions.move_files(cur, *targets)
             # the receipt that stored the file follows it (a re-send's copy stays in archive/resent/)
             cur.execute("UPDATE raw.receipt r SET stored_path = m.target FROM unnest(%s::text[], %s::text[]) "
                         "AS m(sha256, target) WHERE r.sha256 = m.sha256 AND starts_with(r.stored_path, %s) "
@@ -229,10 +216,9 @@ def _load_file_by_file(cur, ids: list[int], current: dict, batch_result: Checked
                 raise
             # the county's report names the kind of failure; the operator's log holds the whole error
             error = type(exc).__name__
-            names = cur.execute("SELECT DISTINCT file_name FROM raw.submission WHERE sha256 = %s",
-                                (sha,)).fetchall()
+            names = submissions.file_names(cur, sha)
             log.error("W01: the warehouse could not load %s (%s); quarantined, the rest of the batch "
-                      "loads", ", ".join(n[0] for n in names), _error_line(exc))
+                      "loads", ", ".join(names), _error_line(exc))
         failed, failed_findings = {}, {}
         for entry in members:
             sid = entry["submission_id"]

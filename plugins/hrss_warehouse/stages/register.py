@@ -35,7 +35,7 @@ from pathlib import Path
 
 import psycopg
 
-from hrss_warehouse import files
+from hrss_warehouse import files, submissions
 from hrss_warehouse.config import Settings
 from hrss_warehouse.contracts import Batch
 from hrss_warehouse.spec import load_spec
@@ -249,10 +249,7 @@ def _registering(settings: Settings, register: Callable) -> list[Batch]:
 
         register(conn, copies_of)
         shutil.rmtree(incoming, ignore_errors=True)
-        rows = conn.execute(
-            "SELECT submission_id, county_code FROM raw.submission WHERE outcome = 'pending' "
-            "ORDER BY submission_id"
-        ).fetchall()
+        rows = submissions.pending(conn)
     return pack_batches(rows, settings.batch_submissions)
 
 
@@ -399,10 +396,8 @@ def _register_chunk(settings: Settings, conn, copies: list[_Copy], arrival: Call
     name, received time, scan id, modification time, first scan, sub-folder), then store the copies."""
     if not copies:
         return
-    known = dict(conn.execute(
-        "SELECT DISTINCT ON (sha256) sha256, archived_path FROM raw.submission WHERE sha256 = ANY(%s) "
-        "ORDER BY sha256, submission_id", ([c.sha256 for c in copies],)).fetchall())
-    receipts, submissions, placements = [], [], []
+    known = submissions.stored_paths(conn, [c.sha256 for c in copies])
+    receipts, forms, placements = [], [], []
     taken: set[str] = set()  # checksums this chunk stores in the archive (a second copy is a re-send)
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
     with conn.transaction(), conn.cursor() as cur:
@@ -423,7 +418,7 @@ def _register_chunk(settings: Settings, conn, copies: list[_Copy], arrival: Call
             target = files.archive_path(settings, sha, name.kind if name else None)
             receipts.append((sha, file_name, received_at, str(target), *arrived))
             for form in forms_of(copied.temp, name):  # read from the copy: the bytes that were hashed
-                submissions.append((sha, copied.size, file_name, name.county_code if name else None,
+                forms.append((sha, copied.size, file_name, name.county_code if name else None,
                                     name.survey_year if name else None, form,
                                     name.revision if name else None, received_at, str(target)))
             placements.append((copied, target))
@@ -431,9 +426,7 @@ def _register_chunk(settings: Settings, conn, copies: list[_Copy], arrival: Call
                         "modified_at, first_scan, landing_subfolder) VALUES (%s,%s,%s,%s,%s,%s,%s,%s) "
                         "RETURNING *", receipts, returning=True)
         receipts_manifest.record(settings, cur)
-        cur.executemany("INSERT INTO raw.submission (sha256, size_bytes, file_name, county_code, survey_year,"
-                        " form, revision, received_at, archived_path) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                        submissions)
+        submissions.insert(cur, forms)
     for copied, target in placements:
         _place(copied.temp, target)
     for folder in {target.parent for _, target in placements}:

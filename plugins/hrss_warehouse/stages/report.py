@@ -15,6 +15,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from hrss_warehouse import submissions
 from hrss_warehouse.config import Settings
 from hrss_warehouse.spec import WAREHOUSE_FAILURE, Rule, load_spec
 
@@ -82,10 +83,7 @@ def write_reports(settings: Settings, submission_ids: list[int]) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     with connect(settings, role=LOADER) as conn:
-        subs = conn.execute(
-            "SELECT submission_id, file_name, county_code, survey_year, form, outcome, failed_rules, "
-            "soft_flags, received_at FROM raw.submission WHERE submission_id = ANY(%s) ORDER BY 1",
-            ([int(s) for s in submission_ids],)).fetchall()
+        subs = submissions.for_reports(conn, [int(s) for s in submission_ids])
         found = conn.execute(
             "SELECT submission_id, rule_id, sheet, excel_row, column_code, value, params "
             "FROM raw.submission_finding WHERE submission_id = ANY(%s) ORDER BY submission_id, seq",
