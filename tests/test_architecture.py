@@ -188,3 +188,34 @@ def test_raw_submission_is_read_and_written_through_one_module() -> None:
     statement = re.compile(r"(?:FROM|INTO|UPDATE|JOIN)\s+raw\.submission\b(?!_)", re.IGNORECASE)
     users = {name for name, path in MODULES.items() if statement.search(path.read_text())}
     assert users == {"hrss_warehouse.submissions"}
+
+
+# Runtime dependencies the product uses without importing them, and how.
+USED_WITHOUT_IMPORT = {
+    "apache-airflow-providers-postgres": "the `postgres` type of the Airflow connection hrss_warehouse",
+    "apache-airflow-providers-standard": "the Python operator behind every @task",
+    "apache-airflow-providers-celery": "the CeleryExecutor of `make airflow EXECUTOR=celery`",
+    "redis": "the Celery broker's client",
+    "apache-airflow-providers-openlineage": "Airflow's OpenLineage listener, configured by airflow_env",
+    "dbt-core": "the `dbt` command transform and Cosmos run",
+    "dbt-postgres": "dbt's PostgreSQL adapter",
+}
+IMPORT_NAMES = {"apache-airflow": "airflow", "astronomer-cosmos": "cosmos", "pyyaml": "yaml",
+                "apache-airflow-providers-smtp": "airflow.providers.smtp"}
+
+
+def test_every_runtime_dependency_is_used_by_the_product() -> None:
+    import re
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    code = [*PACKAGE.rglob("*.py"), *(PROJECT_ROOT / "dags").glob("*.py")]
+    imported = {module.split(".")[0] if not module.startswith("airflow.providers") else module
+                for path in code for module, _, _ in _imports(path)}
+    imported |= {".".join(m.split(".")[:3]) for m in imported if m.startswith("airflow.providers")}
+    unused = []
+    for requirement in project["dependencies"]:
+        name = re.split(r"[=<>\[ ]", requirement)[0]
+        module = IMPORT_NAMES.get(name, name.replace("-", "_"))
+        if module not in imported and name not in USED_WITHOUT_IMPORT:
+            unused.append(name)
+    assert unused == [], "a runtime dependency nothing in the product uses (move it to the tools or drop it)"
