@@ -6,6 +6,7 @@ from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
 from cosmos import DbtTaskGroup
 
 from hrss_warehouse.airflow import orchestration as orc
+from hrss_warehouse.airflow import tasks
 from hrss_warehouse.config import TIMEZONE, WAREHOUSE_LOAD_POOL
 
 DOC = """
@@ -45,35 +46,35 @@ Retries happen only on transient database errors; a validation failure fails its
 def jcpt_nightly():
     @task(multiple_outputs=False)  # one XCom: the scan
     def discover(params: dict | None = None) -> dict:
-        return orc.discover(params["landing"], params.get("min_age_s"))
+        return tasks.discover(params["landing"], params.get("min_age_s"))
 
     @task
     def register(scan: dict) -> list[dict]:
-        return orc.register(scan)
+        return tasks.register(scan)
 
     @task
     def parse_and_check(batch: dict) -> dict:
-        return orc.parse_and_check(batch)
+        return tasks.parse_and_check(batch)
 
     @task(pool=WAREHOUSE_LOAD_POOL)
     def load(batch_result: dict) -> dict:
-        return orc.load(batch_result)
+        return tasks.load(batch_result)
 
     @task
     def prepare_build() -> None:
-        orc.prepare_build()
+        tasks.prepare_build()
 
     @task(outlets=orc.mart_assets())
     def publish() -> dict:
-        return orc.publish()
+        return tasks.publish()
 
     @task
     def reports(batches: list[dict]) -> dict:
-        return orc.reports(batches)
+        return tasks.reports(batches)
 
     @task
     def export_sdmx(params: dict | None = None) -> dict:
-        return orc.export_sdmx(params["export_sdmx"])
+        return tasks.export_sdmx(params["export_sdmx"])
 
     batches = register(discover())
     loaded = load.expand(batch_result=parse_and_check.expand(batch=batches))

@@ -6,6 +6,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 from cosmos import DbtTaskGroup
 
 from hrss_warehouse.airflow import orchestration as orc
+from hrss_warehouse.airflow import tasks
 from hrss_warehouse.config import TIMEZONE, WAREHOUSE_LOAD_POOL
 
 DOC = """
@@ -41,19 +42,20 @@ changes nothing.
 def jcpt_reprocess():
     @task(pool=WAREHOUSE_LOAD_POOL)
     def reprocess(data_interval_start=None, params: dict | None = None) -> dict:
-        return orc.reprocess(orc.survey_year_of(data_interval_start), params["counties"], params["dry_run"])
+        year = tasks.survey_year_of(data_interval_start)
+        return tasks.reprocess(year, params["counties"], params["dry_run"])
 
     @task.short_circuit
     def changes_made(result: dict) -> bool:
-        return orc.rebuild_wanted(result)
+        return tasks.rebuild_wanted(result)
 
     @task
     def prepare_build() -> None:
-        orc.prepare_build()
+        tasks.prepare_build()
 
     @task(outlets=orc.mart_assets())
     def publish() -> dict:
-        return orc.publish()
+        return tasks.publish()
 
     dbt_build = DbtTaskGroup(group_id="dbt_build", **orc.dbt_group_args())
     chain(changes_made(reprocess()), prepare_build(), dbt_build, publish())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from hrss_warehouse.airflow import orchestration as orc
+from hrss_warehouse.airflow import tasks
 
 DOC = """
 ### Division registry
@@ -29,7 +30,7 @@ committed file changes (`reference.registry_version` records which one is loaded
 def reference_divisions():
     @task(outlets=[orc.division_asset()])
     def load_divisions() -> int:
-        return orc.load_divisions()
+        return tasks.load_divisions()
 
     load_divisions()
 

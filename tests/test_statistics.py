@@ -19,6 +19,7 @@ import pytest
 import transform_dataset as ds
 
 from hrss_tools import crosswalk_build
+from hrss_warehouse.airflow import tasks
 from hrss_warehouse.config import LOADER
 from hrss_warehouse.db import connect
 from hrss_warehouse.stages import export, publish, reference, transform
@@ -387,10 +388,10 @@ def test_nightly_export_task_writes_only_when_asked(settings, second) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        assert orchestration.export_sdmx(False) == {}
+        assert tasks.export_sdmx(False) == {}
     finally:
         logger.removeHandler(handler)
     assert any("param export_sdmx is off" in record.getMessage() for record in said) and not exports.exists()
-    done = orchestration.export_sdmx(True)
+    done = tasks.export_sdmx(True)
     assert done["folder"] == str(exports)
     assert done["files"]["staff.csv"] > 0 and (exports / "JCPT_DSD.xml").exists()

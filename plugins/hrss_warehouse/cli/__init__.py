@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hrss_warehouse.cli import run
 from hrss_warehouse.config import BI_READER, ConfigError, Settings
 
 
@@ -118,12 +119,11 @@ def _add_airflow(commands: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from hrss_warehouse.airflow import orchestration
     from hrss_warehouse.local import airflow_env
 
     try:
-        summary = orchestration.run_nightly(settings, Path(args.landing))
-    except (orchestration.RunError, airflow_env.AirflowEnvError) as exc:
+        summary = run.run_nightly(settings, Path(args.landing))
+    except (run.RunError, airflow_env.AirflowEnvError) as exc:
         print(f"hrss: {exc}", file=sys.stderr)
         return 2
     print()

@@ -1,6 +1,6 @@
 """Run metrics: what each stage of a DAG run took in and let out, and how long it took.
 
-Every stage task writes one row of ``ops.stage_run`` as it ends (``orchestration.stage`` calls
+Every stage task writes one row of ``ops.stage_run`` as it ends (``airflow.tasks.stage`` calls
 ``record``): files in, accepted, quarantined, rows in and out, seconds, and for the dbt build the nodes
 built and tested. A retry replaces its row (the key is run, stage and map index), so a rerun records
 the same numbers. dbt publishes the rows as ``marts.mart_pipeline_runs``.
