@@ -1,8 +1,9 @@
-"""Everything the DAG files need beyond wiring: task bodies, retry policy, Cosmos configs, Assets.
+"""What the DAG files declare besides their tasks: DAG arguments (owner, retries and their policy,
+alerts, the publish deadline), the Cosmos arguments of the dbt task group, and the Assets.
 
-DAG files import this module at parse time, so its top level stays light: no pandas, psycopg,
-great_expectations or dbt (each stage module is imported inside the task that runs it), no
-database access, no secrets. The task bodies are transactions: a rerun gives the same result.
+DAG files import this module and ``tasks`` at parse time, so their top level stays light: no pandas,
+psycopg, great_expectations or dbt (each stage module is imported inside the task that runs it), no
+database access, no secrets.
 """
 
 from __future__ import annotations
