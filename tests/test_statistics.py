@@ -378,13 +378,11 @@ def test_sdmx_export_reads_back_with_sdmx1(settings, second, tmp_path) -> None:
 def test_nightly_export_task_writes_only_when_asked(settings, second) -> None:
     import logging
 
-    from hrss_warehouse.airflow import orchestration
-
     exports = settings.home / "exports"
     said: list[logging.LogRecord] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = said.append  # on the module's logger itself: Airflow reconfigures the root's handlers
-    logger = logging.getLogger(orchestration.__name__)
+    logger = logging.getLogger(tasks.__name__)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
