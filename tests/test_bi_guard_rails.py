@@ -107,12 +107,12 @@ def test_publish_gives_up_naming_the_idle_bi_session(settings: Settings, first_p
     patient = guard_rails(lock_timeout_s=2)  # the idle timeout stays at its default (1 min)
     transform.build(settings)
     with bi_session(settings) as bi:  # psycopg opens a transaction and keeps it open: idle in transaction
-        published = bi.execute("SELECT invocation_id FROM mart_build_info").fetchall()
+        published = bi.execute("SELECT invocation_id FROM build_info").fetchall()
         started = time.monotonic()
         with pytest.raises(publish.PublishError, match=_holder_pattern(bi)):
             publish.publish(patient)
         assert time.monotonic() - started < 30
-        assert bi.execute("SELECT invocation_id FROM mart_build_info").fetchall() == published
+        assert bi.execute("SELECT invocation_id FROM build_info").fetchall() == published
     assert publish.publish(settings)["replaced_invocation_id"] == published[0][0]
 
 
@@ -142,7 +142,7 @@ def test_an_idle_bi_transaction_neither_hangs_publish_nor_outlives_its_timeout(s
     transform.build(current)
     bi = bi_session(current)
     try:
-        bi.execute("SELECT invocation_id FROM mart_build_info").fetchall()
+        bi.execute("SELECT invocation_id FROM build_info").fetchall()
         pid = bi.execute("SELECT pg_backend_pid()").fetchone()[0]
         started = time.monotonic()
         published = publish.publish(current)  # waits for the BI session's lock until its timeout ends it
@@ -156,5 +156,5 @@ def test_an_idle_bi_transaction_neither_hangs_publish_nor_outlives_its_timeout(s
     with connect(settings) as conn:
         assert not conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
     with psycopg.connect(settings.bi_reader_dsn()) as conn:
-        assert conn.execute("SELECT invocation_id FROM mart_build_info").fetchall() == [
+        assert conn.execute("SELECT invocation_id FROM build_info").fetchall() == [
             (published["invocation_id"],)]

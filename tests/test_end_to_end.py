@@ -23,7 +23,7 @@ from hrss_warehouse.config import Settings
 from hrss_warehouse.spec import load_spec
 
 PROVINCE, YEARS, SEED = "50", [2016, 2017], 11
-# The tables of the mart interface (survey_spec/marts.md); mart_build_info changes with every build.
+# The tables of the mart interface (survey_spec/marts.md); build_info changes with every build.
 CONTRACT_TABLES = ("dim_region", "dim_survey_year", "dim_funding_source", "fct_platform_year", "fct_funding",
                    "mart_coverage", "mart_funding", "mart_staff", "mart_submissions", "mart_return_status",
                    "mart_published_reconciliation")

@@ -42,7 +42,7 @@ YEARS = {2016: "v2014", 2017: "v2017"}
 FULL_REFRESH_DB = f"{WAREHOUSE_DB}_full_refresh"
 # The build's own records, which differ by design: when and how it ran, and the registry's version as
 # the database's statistics counters read it (a copied database starts them at zero).
-BUILD_RECORDS = ("mart_build_info", "mart_build_registry")
+BUILD_RECORDS = ("build_info", "build_registry")
 KINDS = ("workbook", "villages_csv", "empty_csv", "empty_sheet", "quarantined", "resend")
 # A step: (kind, survey year, staff added to one township and one village); a re-send picks the
 # earlier file with index `added % files sent`.

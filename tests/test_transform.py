@@ -252,7 +252,7 @@ def test_incremental_rebuild_after_a_revision(settings, built) -> None:
                                      funding_central=0, funding_provincial=0, funding_municipal=0,
                                      funding_county=0))])
     # xmin changes when a row is rewritten: other counties' rows must keep theirs
-    untouched = ("SELECT xmin::text FROM core.int_unit_year_rows WHERE submission_id = 14 ORDER BY 1",
+    untouched = ("SELECT xmin::text FROM core.core_unit_year_rows WHERE submission_id = 14 ORDER BY 1",
                  f"SELECT xmin::text FROM {BUILD}.fct_platform_year WHERE county_code = '420102' ORDER BY 1",
                  f"SELECT xmin::text FROM {BUILD}.fct_funding WHERE county_code = '420102' ORDER BY 1")
     before = [rows(settings, query) for query in untouched]
@@ -260,10 +260,10 @@ def test_incremental_rebuild_after_a_revision(settings, built) -> None:
     assert result.ok
     assert [rows(settings, query) for query in untouched] == before
     store_log = result.log_path.read_text()
-    assert "incremental model core.int_unit_year_rows" in store_log
+    assert "incremental model core.core_unit_year_rows" in store_log
     assert one(settings, f"SELECT submission_id, has_platform FROM {BUILD}.fct_platform_year "
                          "WHERE survey_year = 2017 AND region_code = '420103001000'") == (31, 0)
-    assert one(settings, "SELECT count(*) FROM core.int_unit_year_rows WHERE submission_id = 17") == (0,)
+    assert one(settings, "SELECT count(*) FROM core.core_unit_year_rows WHERE submission_id = 17") == (0,)
     status = dict(rows(settings, f"SELECT fact_id, status FROM {BUILD}.mart_published_reconciliation "
                                  "WHERE fact_id IN ('HB-02', 'HB-01')"))
     # 1700 of 1708 service sites is within the 0.5% of an exact figure; full coverage is gone
@@ -281,7 +281,7 @@ def test_store_columns_come_from_the_spec(settings, built) -> None:
             if name not in expected:
                 expected.append(name)
     got = [name for (name,) in rows(settings, "SELECT column_name FROM information_schema.columns WHERE "
-                                              "table_schema = 'core' AND table_name = 'int_unit_year_rows'")]
+                                              "table_schema = 'core' AND table_name = 'core_unit_year_rows'")]
     assert sorted(got) == sorted(["county_code", "survey_year", "form", "platform_level", "form_version",
                                   "submission_id", "source_row", *expected, "quality_flags"])
 
@@ -301,7 +301,7 @@ def test_withdrawn_form_leaves_store_facts_and_marts(settings, built) -> None:
         assert rows(settings, "SELECT county_code, survey_year, form "
                               "FROM intermediate.int_build__changed_forms ORDER BY 2") \
             == [("420102", 2018, "JCPT-3"), ("420102", 2019, "JCPT-3")]
-        stores = ("core.int_unit_year_rows", "core.int_county_year_totals", "core.int_county_year_funding")
+        stores = ("core.core_unit_year_rows", "core.core_county_year_totals", "core.core_county_year_funding")
         facts = (f"{BUILD}.fct_platform_year", f"{BUILD}.fct_staffing", f"{BUILD}.fct_funding")
         for table in stores + facts:
             assert one(settings, f"SELECT count(*) FROM {table} WHERE county_code = '420102' "

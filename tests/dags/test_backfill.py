@@ -141,7 +141,7 @@ def _check_marts(settings: Settings, files: dict[str, list[int]], published: dic
     # The published marts are the 2017 run's build ...
     with psycopg.connect(settings.bi_reader_dsn()) as conn:
         invocation, built_at = conn.execute(
-            "SELECT invocation_id, built_at FROM marts.mart_build_info").fetchone()
+            "SELECT invocation_id, built_at FROM marts.build_info").fetchone()
         subs = {r[0]: r[1:] for r in conn.execute(
             "SELECT submission_id, outcome, failed_rules, in_force FROM marts.mart_submissions")}
         flags = dict(conn.execute(

@@ -7,14 +7,14 @@
 }}
 -- The (county, survey year, form) this build rewrites and tests in the build schema: those whose
 -- submission in force is not the one of the last complete build of that schema (its
--- mart_build_forms: new, revised and withdrawn forms), plus the next survey year of each (its H01
+-- build_forms: new, revised and withdrawn forms), plus the next survey year of each (its H01
 -- flags compare with the changed year). Everything in force on a full refresh, or when the build
--- schema holds no complete build. mart_build_forms is written only after every test passed, so a
+-- schema holds no complete build. build_forms is written only after every test passed, so a
 -- failed build's forms are rewritten and tested again by the next.
 -- built with the registry check, which the incremental tables' post-hooks read too:
 -- depends_on: {{ ref('int_build__registry_changed') }}
 {%- set built = namespace(relation=none) %}
-{%- do find_built_relation(built, 'mart_build_forms') %}
+{%- do find_built_relation(built, 'build_forms') %}
 
 with in_force as (
     select

@@ -54,7 +54,7 @@ carried_forward as (
         sum(totals.coordinators)::double precision as coordinators,
         sum(totals.persons_served)::double precision as persons_served
     from last_accepted
-    inner join {{ ref('int_county_year_totals') }} as totals
+    inner join {{ ref('core_county_year_totals') }} as totals
         on
             last_accepted.county_code = totals.county_code
             and last_accepted.source_year = totals.survey_year
@@ -106,7 +106,7 @@ prefecture_rates as (
         {{ safe_ratio('sum(totals.staff_total)', 'sum(totals.units_reported)') }} as staff_per_unit,
         {{ safe_ratio('sum(totals.coordinators)', 'sum(totals.units_reported)') }} as coordinators_per_unit,
         {{ safe_ratio('sum(totals.persons_served)', 'sum(totals.units_reported)') }} as served_per_unit
-    from {{ ref('int_county_year_totals') }} as totals
+    from {{ ref('core_county_year_totals') }} as totals
     group by totals.survey_year, left(totals.county_code, 4) || '00', totals.platform_level
 ),
 

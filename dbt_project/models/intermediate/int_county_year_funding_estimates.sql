@@ -9,7 +9,7 @@ with prefecture_per_unit as (
         funding.platform_level,
         funding.funding_source,
         {{ safe_ratio('sum(funding.amount_wan)', 'sum(funding.units_reported)') }} as amount_per_unit
-    from {{ ref('int_county_year_funding') }} as funding
+    from {{ ref('core_county_year_funding') }} as funding
     group by funding.survey_year, left(funding.county_code, 4) || '00', funding.platform_level, funding.funding_source
 )
 
@@ -21,7 +21,7 @@ select
     estimates.estimate_method,
     sum(funding.amount_wan)::double precision as amount_wan
 from {{ ref('int_county_year_estimates') }} as estimates
-inner join {{ ref('int_county_year_funding') }} as funding
+inner join {{ ref('core_county_year_funding') }} as funding
     on
         estimates.county_code = funding.county_code
         and estimates.source_year = funding.survey_year

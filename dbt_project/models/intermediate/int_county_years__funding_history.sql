@@ -6,7 +6,7 @@ with county_years as (
         county_code,
         survey_year,
         sum(funding_total_wan) as funding_total_wan
-    from {{ ref('int_county_year_totals') }}
+    from {{ ref('core_county_year_totals') }}
     group by county_code, survey_year
 )
 

@@ -10,8 +10,8 @@ select
         and abs(current_year.staff_total - previous_year.staff_total) > 2 * previous_year.staff_total,
         false
     ) as h01_fires
-from {{ ref('int_unit_year_rows') }} as current_year
-left join {{ ref('int_unit_year_rows') }} as previous_year
+from {{ ref('core_unit_year_rows') }} as current_year
+left join {{ ref('core_unit_year_rows') }} as previous_year
     on
         current_year.region_code = previous_year.region_code
         and current_year.platform_level = previous_year.platform_level

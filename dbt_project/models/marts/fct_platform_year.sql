@@ -63,7 +63,7 @@ select
                 )
         else units.quality_flags
     end as quality_flags
-from {{ ref('int_unit_year_rows') }} as units
+from {{ ref('core_unit_year_rows') }} as units
 inner join changed
     on
         units.county_code = changed.county_code

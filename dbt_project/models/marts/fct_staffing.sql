@@ -36,7 +36,7 @@ select
     units.coordinators,
     units.staff_trained,
     units.staff_certified
-from {{ ref('int_unit_year_rows') }} as units
+from {{ ref('core_unit_year_rows') }} as units
 inner join changed
     on
         units.county_code = changed.county_code

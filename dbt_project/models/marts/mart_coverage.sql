@@ -17,7 +17,7 @@ with county_rows as (
         0 as counties_expected,
         0 as counties_reported,
         {{ no_estimate() }}
-    from {{ ref('int_county_year_totals') }} as totals
+    from {{ ref('core_county_year_totals') }} as totals
 
     union all
 

@@ -13,7 +13,7 @@ with county_rows as (
         {{ restated('totals.units_with_platform', 'crosswalk') }} as units_with_platform,
         {{ restated('totals.service_sites', 'crosswalk') }} as service_sites,
         {{ restated('totals.standardized_platforms', 'crosswalk') }} as standardized_platforms
-    from {{ ref('int_county_year_totals') }} as totals
+    from {{ ref('core_county_year_totals') }} as totals
     left join {{ ref('int_crosswalk__by_survey_year') }} as crosswalk
         on
             totals.survey_year = crosswalk.survey_year

@@ -5,7 +5,7 @@
 }}
 -- Funding by survey year, region, platform level and source, in 万元. A source no unit's version
 -- reports has no row; unknown amounts keep the sum NULL only when every amount is unknown. Rolled
--- up from the returns' partial sums by source (int_county_year_funding, the same rows as fct_funding);
+-- up from the returns' partial sums by source (core_county_year_funding, the same rows as fct_funding);
 -- the estimates for missing returns (int_county_year_funding_estimates) only feed estimated_amount_wan.
 with county_rows as (
     select
@@ -17,7 +17,7 @@ with county_rows as (
         funding.amount_wan,
         0 as counties_estimated,
         null::double precision as estimate_amount_wan
-    from {{ ref('int_county_year_funding') }} as funding
+    from {{ ref('core_county_year_funding') }} as funding
 
     union all
 

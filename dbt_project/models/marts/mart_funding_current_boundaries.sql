@@ -10,7 +10,7 @@ with county_rows as (
         coalesce(crosswalk.is_restated, false) as is_restated,
         {{ restated('funding.units_reported', 'crosswalk') }} as units_reported,
         {{ restated('funding.amount_wan', 'crosswalk') }} as amount_wan
-    from {{ ref('int_county_year_funding') }} as funding
+    from {{ ref('core_county_year_funding') }} as funding
     left join {{ ref('int_crosswalk__by_survey_year') }} as crosswalk
         on
             funding.survey_year = crosswalk.survey_year

@@ -21,7 +21,7 @@ with level_sets as (
 ),
 
 -- per province of the reporting county (as fct_platform_year.province_code), from the returns'
--- partial sums (int_county_year_totals)
+-- partial sums (core_county_year_totals)
 totals as (
     select
         return_totals.survey_year,
@@ -47,7 +47,7 @@ totals as (
         sum(return_totals.funding_provincial_wan) as funding_provincial,
         sum(return_totals.funding_municipal_wan) as funding_municipal,
         sum(return_totals.funding_county_wan) as funding_county
-    from {{ ref('int_county_year_totals') }} as return_totals
+    from {{ ref('core_county_year_totals') }} as return_totals
     inner join level_sets on return_totals.platform_level = level_sets.platform_level
     group by return_totals.survey_year, left(return_totals.county_code, 2) || '0000', level_sets.level_set
 ),

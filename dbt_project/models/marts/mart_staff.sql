@@ -1,6 +1,6 @@
 {{ config(indexes=[{'columns': ['region_level', 'survey_year', 'platform_level']}]) }}
 -- Staff by survey year, region and platform level. NULL totals mean no unit reported the indicator.
--- Rolled up from the returns' partial sums (int_county_year_totals); the estimates for missing
+-- Rolled up from the returns' partial sums (core_county_year_totals); the estimates for missing
 -- returns (int_county_year_estimates) only feed the estimated_* columns.
 with county_rows as (
     select
@@ -17,7 +17,7 @@ with county_rows as (
         null::double precision as estimate_platforms,
         null::double precision as estimate_staff_total,
         null::double precision as estimate_persons_served
-    from {{ ref('int_county_year_totals') }} as return_totals
+    from {{ ref('core_county_year_totals') }} as return_totals
 
     union all
 

@@ -12,7 +12,7 @@ with county_rows as (
         {{ restated('totals.staff_total', 'crosswalk') }} as staff_total,
         {{ restated('totals.coordinators', 'crosswalk') }} as coordinators,
         {{ restated('totals.persons_served', 'crosswalk') }} as persons_served
-    from {{ ref('int_county_year_totals') }} as totals
+    from {{ ref('core_county_year_totals') }} as totals
     left join {{ ref('int_crosswalk__by_survey_year') }} as crosswalk
         on
             totals.survey_year = crosswalk.survey_year

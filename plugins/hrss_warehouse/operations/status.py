@@ -99,9 +99,9 @@ def _last_run(settings: Settings, conn) -> str:
 
 
 def _marts(conn, now: datetime) -> str:
-    if conn.execute("SELECT to_regclass('marts.mart_build_info')").fetchone()[0] is None:
+    if conn.execute("SELECT to_regclass('marts.build_info')").fetchone()[0] is None:
         return "never published"
-    built_at = conn.execute("SELECT built_at FROM marts.mart_build_info").fetchone()[0]
+    built_at = conn.execute("SELECT built_at FROM marts.build_info").fetchone()[0]
     return f"published, built {built_at:%Y-%m-%d %H:%M %Z} ({_age(built_at, now)} old)"
 
 

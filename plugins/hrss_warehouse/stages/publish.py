@@ -1,10 +1,10 @@
 """Publish stage: swap the tested build schema into `marts` (blue/green), in one transaction.
 
 dbt builds every marts model into the build schema (transform.BUILD_SCHEMA) and tests it there; the
-last model, mart_build_info, is built only when everything upstream passed. Publishing exchanges the
+last model, build_info, is built only when everything upstream passed. Publishing exchanges the
 two schemas in one transaction: the build becomes `marts` and yesterday's `marts` becomes the next
 build schema (the facts there are incremental: the next build rewrites only what changed since).
-BI sees either yesterday's marts or today's, never a mix, and a failed build (no mart_build_info)
+BI sees either yesterday's marts or today's, never a mix, and a failed build (no build_info)
 leaves yesterday's in place. Privileges belong to the schema object, so bi_reader's grants move to
 the new `marts` and are taken from the retired one inside the same transaction.
 
@@ -30,7 +30,7 @@ PUBLISHED_SCHEMA = "marts"
 RETIRED_SCHEMA = "marts_retired"
 FIGURES_TABLE = "mart_rollup_figures"
 _FIGURE_KEY = ("mart", "survey_year", "region_code", "platform_level", "funding_source", "indicator")
-MARKER_TABLE = "mart_build_info"
+MARKER_TABLE = "build_info"
 PUBLISH_WAIT_S = 600.0  # another publish (a dbt build ahead of it) takes minutes, not hours
 
 

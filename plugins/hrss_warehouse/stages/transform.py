@@ -190,14 +190,14 @@ def prepare_build_schema(settings: Settings) -> None:
     """Remove the build schema's completion marker before a build.
 
     The build schema holds the previously published tables (publish swaps them back), on which the
-    facts build incrementally; only mart_build_info goes, so that a marker of an earlier build can
+    facts build incrementally; only build_info goes, so that a marker of an earlier build can
     never pass for this one's.
     """
     from hrss_warehouse.config import TRANSFORMER
     from hrss_warehouse.db import connect
 
     with connect(settings, role=TRANSFORMER) as conn:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.mart_build_info").format(sql.Identifier(BUILD_SCHEMA)))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.build_info").format(sql.Identifier(BUILD_SCHEMA)))
         conn.commit()
 
 

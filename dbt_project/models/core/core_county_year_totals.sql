@@ -39,7 +39,7 @@ select
     sum(units.funding_provincial_wan) as funding_provincial_wan,
     sum(units.funding_municipal_wan) as funding_municipal_wan,
     sum(units.funding_county_wan) as funding_county_wan
-from {{ ref('int_unit_year_rows') }} as units
+from {{ ref('core_unit_year_rows') }} as units
 inner join changed
     on
         units.county_code = changed.county_code

@@ -24,7 +24,7 @@ select
     sources.funding_source,
     count(*) as units_reported,
     sum({{ funding_amount('units', 'sources') }}) as amount_wan
-from {{ ref('int_unit_year_rows') }} as units
+from {{ ref('core_unit_year_rows') }} as units
 inner join changed
     on
         units.county_code = changed.county_code
