@@ -41,7 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def default_args() -> dict[str, Any]:
     """Every task's defaults: retries with backoff, which the retry policy lets only transient database
     errors use (a validation failure fails its task at once), and a mail on every task failure."""
-    from hrss_warehouse import alerts
+    from hrss_warehouse import alerts, lineage
     from hrss_warehouse.retry_policy import TransientDatabaseErrorsOnly
 
     return {
@@ -52,6 +52,7 @@ def default_args() -> dict[str, Any]:
         "max_retry_delay": timedelta(minutes=10),
         "retry_policy": TransientDatabaseErrorsOnly(),
         "on_failure_callback": alerts.TASK_ALERTS,
+        "pre_execute": lineage.forget_earlier_tasks,
     }
 
 

@@ -1,14 +1,16 @@
-"""Run one of the project's DAGs once through Airflow's dag.test() and print its run id and task states
-as JSON after "alert_run:". Run in a fresh interpreter by test_alerts.py (Airflow's environment must be
-set before Airflow is imported); the alert connection comes from HRSS_ALERT_SMTP / HRSS_ALERT_TO.
+"""Run one of the project's DAGs once through Airflow's dag.test() and write its run id and task states
+as JSON to RESULT_FILE (Airflow's and OpenLineage's log lines share stdout). Run in a fresh interpreter
+by test_alerts.py (Airflow's environment must be set before Airflow is imported); the alert connection
+comes from HRSS_ALERT_SMTP / HRSS_ALERT_TO.
 
-    alert_run.py DAG_ID
+    alert_run.py DAG_ID RESULT_FILE
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from hrss_warehouse import airflow_env
 from hrss_warehouse.config import DAGS_DIR, Settings
@@ -24,4 +26,4 @@ bag = DagBag(dag_folder=DAGS_DIR / f"{dag_id}.py", safe_mode=False)
 assert not bag.import_errors, bag.import_errors
 run = bag.get_dag(dag_id).test()
 states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-print("alert_run:", json.dumps({"run_id": run.run_id, "state": str(run.state), "states": states}))
+Path(sys.argv[2]).write_text(json.dumps({"run_id": run.run_id, "state": str(run.state), "states": states}))

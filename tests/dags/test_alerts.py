@@ -62,17 +62,16 @@ def test_a_failed_task_of_a_small_dag_is_mailed_with_its_error_line_and_log(sett
     try:
         with SmtpSink(port) as sink:
             result = subprocess.run([sys.executable, str(Path(__file__).with_name("alert_run.py")),
-                                     "reference_divisions"], env=_alert_env(settings, port),
-                                    capture_output=True, text=True, timeout=600, check=False,
-                                    cwd=settings.home)
+                                     "reference_divisions", str(tmp_path / "result.json")],
+                                    env=_alert_env(settings, port), capture_output=True, text=True,
+                                    timeout=600, check=False, cwd=settings.home)
             mails = sink.mails
     finally:
         with connect(settings) as conn:
             conn.execute(f"ALTER TABLE reference.division OWNER TO {owner}")
             conn.commit()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = json.loads(next(line for line in result.stdout.splitlines()
-                          if line.startswith("alert_run:")).removeprefix("alert_run:"))
+    run = json.loads((tmp_path / "result.json").read_text())
     run_id = run["run_id"]
     assert run["state"] == "failed" and run["states"] == {"load_divisions": "failed"}, run
 
