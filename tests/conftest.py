@@ -20,9 +20,6 @@ import pytest
 
 from hrss_warehouse.config import PROJECT_ROOT, Settings
 
-# Schemas the project (and dbt) create; dropping them resets the warehouse to a fresh bootstrap.
-PROJECT_SCHEMAS = ("raw", "reference", "staging", "intermediate", "core", "marts", "marts_build",
-                   "marts_retired", "vintage", "ops")
 _active: dict[str, object] = {}
 
 
@@ -36,16 +33,12 @@ os.environ.setdefault("AIRFLOW_HOME", str(_test_home() / "airflow"))
 
 def reset_warehouse(settings: Settings) -> None:
     """Drop every project schema and stored file, then bootstrap again."""
-    from hrss_warehouse import warehouse
+    from warehouse_reset import drop_project_schemas
 
-    with warehouse.connect(settings) as conn:
-        for schema in PROJECT_SCHEMAS:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        conn.commit()
+    drop_project_schemas(settings)
     for folder in (settings.landing_dir, settings.archive_dir, settings.quarantine_dir,
                    settings.reports_dir, settings.home / "work"):
         shutil.rmtree(folder, ignore_errors=True)
-    warehouse.bootstrap(settings)
     settings.ensure_dirs()
 
 

@@ -17,8 +17,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_SCHEMAS
 from ingest_helpers import fixture_file
+from warehouse_reset import drop_project_schemas
 
 from hrss_warehouse import backup, cli, pipeline, rebuild, receipts_manifest, warehouse
 from hrss_warehouse.config import Settings
@@ -130,10 +130,6 @@ def _revision(source: Path, landing: Path, number: int) -> Path:
 
 def _fresh_warehouse(settings: Settings) -> None:
     """Drop every project schema (the database is lost); archive/ and quarantine/ stay."""
-    with warehouse.connect(settings) as conn:
-        for schema in PROJECT_SCHEMAS:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        conn.commit()
-    warehouse.bootstrap(settings)
+    drop_project_schemas(settings)
 
 

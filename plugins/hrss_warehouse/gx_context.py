@@ -40,9 +40,13 @@ def history() -> int:
     return runs
 
 
-@cache
 def context() -> Any:
     """The file context of this process's ``HRSS_HOME`` with its pandas asset and Data Docs site."""
+    return _context(Settings.from_env().home)
+
+
+@cache
+def _context(home: Path) -> Any:
     # no usage telemetry from a statistics office's warehouse (GX sends it by default)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -56,7 +60,7 @@ def context() -> Any:
     pandas_execution_engine.HASH_THRESHOLD = 0
 
     settings = Settings.from_env()
-    ctx = gx.get_context(mode="file", project_root_dir=str(settings.home))
+    ctx = gx.get_context(mode="file", project_root_dir=str(home))
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)  # task logs, not a terminal
     docs = settings.docs_dir / "gx"
     # No validation_results_limit: GX applies it over all suites together, and would leave runs of a
@@ -85,17 +89,22 @@ def batch_definition() -> Any:
     return context().data_sources.get(DATASOURCE).get_asset(ASSET).get_batch_definition(BATCH_DEFINITION)
 
 
-_checkpoints: dict[str, tuple[str, Any]] = {}  # suite name -> (the suite's JSON, its Checkpoint)
+# (HRSS_HOME, suite name) -> (the suite's JSON, its Checkpoint)
+_checkpoints: dict[tuple[Path, str], tuple[str, Any]] = {}
+
+
+def _checkpoint_key(suite_text: str) -> tuple[Path, str]:
+    return Settings.from_env().home, json.loads(suite_text)["name"]
 
 
 def checkpoint(suite_text: str) -> Any:
     """The Checkpoint of a suite (its JSON as generated from the spec), added or updated in the store
     when this process first meets that suite or a changed version of it (an edited spec)."""
-    name = json.loads(suite_text)["name"]
-    known = _checkpoints.get(name)
+    key = _checkpoint_key(suite_text)
+    known = _checkpoints.get(key)
     if known is None or known[0] != suite_text:
-        _checkpoints[name] = (suite_text, _store_checkpoint(suite_text))
-    return _checkpoints[name][1]
+        _checkpoints[key] = (suite_text, _store_checkpoint(suite_text))
+    return _checkpoints[key][1]
 
 
 def _store_checkpoint(suite_text: str) -> Any:
@@ -116,9 +125,18 @@ def _store_checkpoint(suite_text: str) -> Any:
 def run_checkpoint(suite: dict, frame: Any, run_name: str) -> Any:
     """Run a suite's Checkpoint over ``frame``: the stored validation result."""
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.exceptions.resource_freshness import CheckpointRelatedResourcesFreshnessError
 
-    result = checkpoint(json.dumps(suite, sort_keys=True)).run(
-        batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=run_name))
+    suite_text = json.dumps(suite, sort_keys=True)
+    try:
+        result = checkpoint(suite_text).run(batch_parameters={"dataframe": frame},
+                                            run_id=RunIdentifier(run_name=run_name))
+    except CheckpointRelatedResourcesFreshnessError:
+        # Another process (a check worker on an edited spec) stored another version of this suite since
+        # this process cached its Checkpoint: store this version again and run once more.
+        _checkpoints.pop(_checkpoint_key(suite_text), None)
+        result = checkpoint(suite_text).run(batch_parameters={"dataframe": frame},
+                                            run_id=RunIdentifier(run_name=run_name))
     prune(suite["name"])
     (validation,) = result.run_results.values()
     return validation

@@ -33,4 +33,6 @@ bag = DagBag(dag_folder=dags / "retry_probe_dag.py", safe_mode=False)
 assert not bag.import_errors, bag.import_errors
 run = bag.get_dag("hrss_retry_policy_probe").test()
 states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-print(json.dumps({"states": states, "attempts": {p.name: len(p.read_text()) for p in counters.iterdir()}}))
+# the result goes to a file: Airflow's and OpenLineage's log lines share stdout
+(counters.parent / "result.json").write_text(
+    json.dumps({"states": states, "attempts": {p.name: len(p.read_text()) for p in counters.iterdir()}}))

@@ -72,6 +72,6 @@ def test_a_real_run_retries_the_blink_and_never_the_validation_failure(settings:
                             env=env, capture_output=True, text=True, timeout=600, check=False,
                             cwd=settings.home)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = json.loads((tmp_path / "result.json").read_text())
     assert seen["attempts"] == {"validation_failure": 1, "warehouse_blinks_once": 2}
     assert seen["states"] == {"validation_failure": "failed", "warehouse_blinks_once": "success"}
