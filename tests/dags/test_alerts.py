@@ -1,9 +1,12 @@
-"""Failure alerts through a real mail path: `hrss run` (jcpt_nightly through dag.test) fails at a task,
+"""Failure alerts through a real mail path: jcpt_nightly (through Airflow's dag.test) fails at a task,
 and a real SMTP server (aiosmtpd on 127.0.0.1) receives the task's and the run's alert, addressed by the
-`hrss_alerts` connection that HRSS_ALERT_SMTP / HRSS_ALERT_TO define."""
+`hrss_alerts` connection that HRSS_ALERT_SMTP / HRSS_ALERT_TO define. The quick variant fails the one task of
+reference_divisions; the soak one fails a check stage of jcpt_nightly naming a rule id."""
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import shutil
@@ -27,6 +30,69 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _alert_env(settings: Settings, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HRSS_"))}
+    env.update(HRSS_HOME=str(settings.home), HRSS_PG_PORT=str(settings.port),
+               HRSS_ALERT_SMTP=f"127.0.0.1:{port}", HRSS_ALERT_TO=RECIPIENT)
+    if settings.external_dsn:
+        env["HRSS_WAREHOUSE_DSN"] = settings.external_dsn
+    return env
+
+
+def _log_link(text: str) -> str:
+    return re.search(r"href='([^']+)'", text).group(1)
+
+
+def test_a_failed_task_of_a_small_dag_is_mailed_with_its_error_line_and_log(settings: Settings,
+                                                                            tmp_path: Path) -> None:
+    """The quick variant: reference_divisions fails for real because its table changed owner (as a DBA
+    might do by mistake), so the loader role may not rebuild it; a SQL error is not retried."""
+    from hrss_warehouse.db import connect
+    from hrss_warehouse.stages import reference
+
+    reference.load_divisions(settings)
+    with connect(settings) as conn:
+        owner = conn.execute("SELECT tableowner FROM pg_tables"
+                             " WHERE schemaname = 'reference' AND tablename = 'division'").fetchone()[0]
+        conn.execute("ALTER TABLE reference.division OWNER TO current_user")
+        conn.commit()
+    port = free_port()
+    try:
+        with SmtpSink(port) as sink:
+            result = subprocess.run([sys.executable, str(Path(__file__).with_name("alert_run.py")),
+                                     "reference_divisions", str(tmp_path / "result.json")],
+                                    env=_alert_env(settings, port), capture_output=True, text=True,
+                                    timeout=600, check=False, cwd=settings.home)
+            mails = sink.mails
+    finally:
+        with connect(settings) as conn:
+            conn.execute(f"ALTER TABLE reference.division OWNER TO {owner}")
+            conn.commit()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = json.loads((tmp_path / "result.json").read_text())
+    run_id = run["run_id"]
+    assert run["state"] == "failed" and run["states"] == {"load_divisions": "failed"}, run
+
+    by_subject = {m["Subject"]: m for m in mails}
+    task_mail = by_subject.get(f"[hrss] reference_divisions: task load_divisions failed (run {run_id})")
+    run_mail = by_subject.get(f"[hrss] reference_divisions: run {run_id} failed")
+    assert task_mail is not None and run_mail is not None, sorted(by_subject)
+    assert len(mails) == 2, sorted(by_subject)  # one for the failed task, one for the failed run
+    for mail in (task_mail, run_mail):
+        assert mail["X-Envelope-To"] == RECIPIENT and mail["To"] == RECIPIENT
+        text = html.unescape(body(mail))
+        for field, value in (("DAG", "reference_divisions"), ("task", "load_divisions"), ("run", run_id),
+                             ("rule ids", "none named")):
+            assert f"<th align='left'>{field}</th><td>{value}</td>" in text, (field, text)
+        # The error line reference.load_divisions raised, naming the file, the table and PostgreSQL's reason.
+        assert "loading divisions.csv.gz into reference.division failed: must be owner of table division" \
+            in text, text
+        link = _log_link(text)
+        assert link.startswith("http://127.0.0.1:") and "/dags/reference_divisions/runs/" in link
+        assert link.rstrip("/").split("?")[0].endswith("/tasks/load_divisions"), link
+    assert "try</th><td>1<" in html.unescape(body(task_mail))  # failed at once: not retried
 
 
 def _spec_without_rule(folder: Path, rule_id: str) -> Path:

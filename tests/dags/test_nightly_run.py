@@ -114,3 +114,21 @@ def test_hrss_run_loads_fixture_files(settings: Settings, dbt_manifest: Path,
     from hrss_warehouse.airflow.orchestration import published_marts
 
     assert events == len(published_marts())
+
+    # OpenLineage (file transport): this run's events chain the landed file to the published mart
+    # through raw.*, the dbt models (Cosmos) and the build schema.
+    from hrss_warehouse.airflow_env import lineage_file
+    from lineage_chain import chain, edges, run_events
+
+    run_id = summary.split()[2].rstrip(":")
+    graph = edges(run_events(lineage_file(settings), run_id))
+    landed = next(node for node in graph if node[1].endswith("/150206_2017.xlsx"))
+    database = settings.conn_params()["dbname"]
+    built = chain(graph, landed, f"{database}.marts_build.mart_coverage")
+    assert built is not None, sorted(graph)
+    # publish swaps every built mart at once: its event leads each built mart to each published one
+    published = [node for node in graph[built[-1]] if node[1] == f"{database}.marts.mart_coverage"]
+    assert published, graph[built[-1]]
+    names = [name for _, name in [*built, published[0]]]
+    print("lineage chain:", " -> ".join(names))
+    assert names[1] == f"{database}.raw.submission" and any(".staging." in n for n in names), names

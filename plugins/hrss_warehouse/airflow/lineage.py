@@ -10,6 +10,7 @@ Where the events go is the provider's transport (``airflow_env.lineage_transport
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hrss_warehouse.config import Settings
 
@@ -37,3 +38,15 @@ def report(inputs: list[str], outputs: list[str]) -> None:
         collector.add_input_asset(context=context, uri=uri)
     for uri in outputs:
         collector.add_output_asset(context=context, uri=uri)
+
+
+def forget_earlier_tasks(context: Any = None) -> None:
+    """Start each task with an empty hook lineage collector (every task's ``pre_execute``).
+
+    The collector is a per-process singleton that nothing empties: a worker runs each task in a fresh
+    process, but ``dag.test()`` (`hrss run`) runs them all in one, and every task's event would also
+    carry the files and tables of the tasks before it.
+    """
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    get_hook_lineage_collector.cache_clear()

@@ -36,7 +36,7 @@ WAREHOUSE_HOST = "hrss-warehouse"  # a logical name: Asset URIs must not change 
 def default_args() -> dict[str, Any]:
     """Every task's defaults: retries with backoff, which the retry policy lets only transient database
     errors use (a validation failure fails its task at once), and a mail on every task failure."""
-    from hrss_warehouse.airflow import alerts
+    from hrss_warehouse.airflow import alerts, lineage
     from hrss_warehouse.airflow.retry_policy import TransientDatabaseErrorsOnly
 
     return {
@@ -47,6 +47,7 @@ def default_args() -> dict[str, Any]:
         "max_retry_delay": timedelta(minutes=10),
         "retry_policy": TransientDatabaseErrorsOnly(),
         "on_failure_callback": alerts.TASK_ALERTS,
+        "pre_execute": lineage.forget_earlier_tasks,
     }
 
 
