@@ -54,6 +54,7 @@ DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # written by `hrss 
 # worker slot; the advisory lock stays as the safety net for loads from outside Airflow), and the
 # connection alerts are mailed through.
 WAREHOUSE_LOAD_POOL = "warehouse_load"
+NIGHTLY_DAG_ID = "jcpt_nightly"
 ALERT_CONN_ID = "hrss_alerts"
 ALERT_SENDER = "hrss-airflow@localhost"
 

@@ -139,9 +139,10 @@ def _check_runs(api: Api, files: dict[str, list[int]]) -> dict[int, dict]:
 def _check_marts(settings: Settings, files: dict[str, list[int]], published: dict[int, dict]) -> None:
     """What BI sees, as bi_reader, once the backfill is done."""
     # The published marts are the 2017 run's build ...
-    with psycopg.connect(settings.bi_reader_dsn()) as conn:
+    with connect(settings) as conn:  # the build's record, which BI may not read
         invocation, built_at = conn.execute(
             "SELECT invocation_id, built_at FROM marts.build_info").fetchone()
+    with psycopg.connect(settings.bi_reader_dsn()) as conn:
         subs = {r[0]: r[1:] for r in conn.execute(
             "SELECT submission_id, outcome, failed_rules, in_force FROM marts.mart_submissions")}
         flags = dict(conn.execute(

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from hrss_warehouse.airflow.orchestration import published_marts
-from hrss_warehouse.config import DAGS_DIR, Settings
+from hrss_warehouse.config import DAGS_DIR, NIGHTLY_DAG_ID, Settings
 
-NIGHTLY_DAG_ID = "jcpt_nightly"
 FAILED_STATES = {"failed", "upstream_failed"}
 
 

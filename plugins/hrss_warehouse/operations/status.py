@@ -10,9 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hrss_warehouse.config import AIRFLOW_DB, Settings
-
-NIGHTLY_DAG_ID = "jcpt_nightly"
+from hrss_warehouse.config import AIRFLOW_DB, NIGHTLY_DAG_ID, Settings
 
 
 @dataclass

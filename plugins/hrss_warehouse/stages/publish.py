@@ -24,13 +24,12 @@ from psycopg import sql
 
 from hrss_warehouse.config import BI_READER, TRANSFORMER, Settings
 from hrss_warehouse.db import WarehouseError, connect, lock_holders, warehouse_lock
-from hrss_warehouse.stages.transform import BUILD_SCHEMA
+from hrss_warehouse.stages.transform import BUILD_RECORDS, BUILD_SCHEMA, MARKER_TABLE
 
 PUBLISHED_SCHEMA = "marts"
 RETIRED_SCHEMA = "marts_retired"
 FIGURES_TABLE = "mart_rollup_figures"
 _FIGURE_KEY = ("mart", "survey_year", "region_code", "platform_level", "funding_source", "indicator")
-MARKER_TABLE = "build_info"
 PUBLISH_WAIT_S = 600.0  # another publish (a dbt build ahead of it) takes minutes, not hours
 
 
@@ -107,6 +106,10 @@ def _swap(settings: Settings) -> dict:
                 ident(PUBLISHED_SCHEMA), ident(BI_READER)))
             conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
                 ident(PUBLISHED_SCHEMA), ident(BI_READER)))
+            for record in BUILD_RECORDS:
+                if conn.execute("SELECT to_regclass(%s)", (f"{PUBLISHED_SCHEMA}.{record}",)).fetchone()[0]:
+                    conn.execute(sql.SQL("REVOKE ALL ON TABLE {}.{} FROM {}").format(
+                        ident(PUBLISHED_SCHEMA), ident(record), ident(BI_READER)))
             tables = conn.execute(
                 "SELECT count(*) FROM pg_tables WHERE schemaname = %s", (PUBLISHED_SCHEMA,)).fetchone()[0]
             publication_id, appended = _append_vintage(conn, marker[0])

@@ -30,6 +30,10 @@ from hrss_warehouse.spec import load_spec
 PROFILE_NAME = "hrss"
 TARGET_NAME = "warehouse"
 BUILD_SCHEMA = "marts_build"
+# the build's own records (models/build), published with the marts they describe but not for BI;
+# build_info is built last, only when everything upstream passed: the build's completion marker
+MARKER_TABLE = "build_info"
+BUILD_RECORDS = (MARKER_TABLE, "build_forms", "build_registry")
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 # Seeds written from forms.yaml: name -> header. Committed, and a test keeps them equal to the spec.
@@ -197,7 +201,8 @@ def prepare_build_schema(settings: Settings) -> None:
     from hrss_warehouse.db import connect
 
     with connect(settings, role=TRANSFORMER) as conn:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.build_info").format(sql.Identifier(BUILD_SCHEMA)))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(sql.Identifier(BUILD_SCHEMA),
+                                                                  sql.Identifier(MARKER_TABLE)))
         conn.commit()
 
 
