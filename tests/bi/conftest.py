@@ -3,6 +3,7 @@ warehouse and started on $HRSS_TEST_BI_PORT (default 8089); stopped at the end o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -58,6 +59,7 @@ def superset(settings: Settings) -> Iterator[Superset]:
     installed = time.perf_counter()
     previous = os.environ.get("HRSS_BI_PORT")
     os.environ["HRSS_BI_PORT"] = os.environ.get("HRSS_TEST_BI_PORT", "8089")
+    settings = dataclasses.replace(settings, bi_port=int(os.environ["HRSS_BI_PORT"]))
     try:
         bi.start(settings)
         ready = time.perf_counter()

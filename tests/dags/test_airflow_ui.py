@@ -5,6 +5,7 @@ Screenshots in $HRSS_HOME/reports/screens/."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -67,14 +68,15 @@ def airflow(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     (landing / FIXTURE.name).write_bytes(FIXTURE.read_bytes())
     pipeline.ingest_folder(settings, landing)
     port = os.environ.get("HRSS_TEST_AIRFLOW_PORT", "55497")
-    monkeypatch.setenv("HRSS_AIRFLOW_PORT", port)
+    monkeypatch.setenv("HRSS_AIRFLOW_PORT", port)  # for the processes Airflow starts
+    on_port = dataclasses.replace(settings, airflow_port=int(port))
     started = time.monotonic()
-    airflow_env.start(settings)
+    airflow_env.start(on_port)
     print(f"\nAirflow up in {time.monotonic() - started:.0f} s")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        airflow_env.stop(settings)
+        airflow_env.stop(on_port)
 
 
 def test_a_dry_run_backfill_started_in_the_ui_reports_its_result(airflow: str, settings: Settings) -> None:

@@ -8,6 +8,7 @@ process behind."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -186,7 +187,8 @@ def test_backfill_after_a_rule_change_flips_outcomes_and_publishes(settings: Set
     edited = spec_with_severity(tmp_path / "spec", FLIPPED_RULE, "soft")
     monkeypatch.setenv("HRSS_SPEC_DIR", str(edited))
     load_spec.cache_clear()
-    monkeypatch.setenv("HRSS_AIRFLOW_PORT", str(API_PORT))
+    monkeypatch.setenv("HRSS_AIRFLOW_PORT", str(API_PORT))  # for the processes Airflow starts
+    settings = dataclasses.replace(settings, airflow_port=API_PORT)
     started = time.monotonic()
     running = airflow_env.start(settings)
     pids = [r.pid for r in running]
