@@ -88,8 +88,9 @@ class Returns:
 
 def _generator_key() -> str:
     digest = hashlib.sha256()
-    package = PROJECT_ROOT / "plugins" / "hrss_warehouse"
-    for path in [package / "generate.py", package / "calibration.py", *sorted(SPEC_DIR.glob("*.yaml"))]:
+    from hrss_tools import calibration, generate
+
+    for path in [Path(generate.__file__), Path(calibration.__file__), *sorted(SPEC_DIR.glob("*.yaml"))]:
         digest.update(path.read_bytes())
     digest.update(json.dumps([PROVINCE, YEARS, SEED]).encode())
     return digest.hexdigest()[:16]

