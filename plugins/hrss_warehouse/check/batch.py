@@ -25,11 +25,13 @@ def _work_dir(settings: Settings) -> Path:
 
 
 def warm_up() -> None:
-    """Start GX and read the registry once, in a process about to fork its check workers (they inherit
-    both instead of paying seconds each)."""
+    """Start GX, store the suites' Checkpoints and read the registry once, in a process about to fork its
+    check workers (they inherit all three instead of paying seconds each)."""
+    from hrss_warehouse.check import gx_context
     from hrss_warehouse.stages import reference
 
     gx_session()
+    gx_context.store_spec_suites()
     reference.divisions()
 
 

@@ -96,18 +96,52 @@ def checkpoint(suite_text: str) -> Any:
 
 
 def _store_checkpoint(suite_text: str) -> Any:
+    """The stored Checkpoint of the suite, written only when the store holds another version of it.
+
+    GX's file store writes in place, so processes that check at the same time (check workers, mapped
+    Airflow tasks) would read each other's half-written files: writers take an exclusive lock, and a
+    suite already stored as ``suite_text`` (recorded beside the store) is read, not written again.
+    """
+    import fcntl
+
     import great_expectations as gx
 
     ctx = context()
     suite = json.loads(suite_text)
-    expectations = [{**e, "notes": f"{e['meta']['rule_id']}: {e['meta'].get('expectation', '')}"}
-                    for e in suite["expectations"]]
-    stored = ctx.suites.add_or_update(gx.ExpectationSuite(name=suite["name"], expectations=expectations,
-                                                          meta=suite.get("meta", {})))
-    definition = ctx.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=suite["name"], data=batch_definition(), suite=stored))
-    return ctx.checkpoints.add_or_update(gx.Checkpoint(
-        name=suite["name"], validation_definitions=[definition], result_format=RESULT_FORMAT, actions=[]))
+    root = Path(ctx.root_directory)
+    marker = root / "stored_suites" / f"{suite['name']}.json"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with (root / ".store.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists() and marker.read_text() == suite_text:
+            return ctx.checkpoints.get(suite["name"])
+        expectations = [{**e, "notes": f"{e['meta']['rule_id']}: {e['meta'].get('expectation', '')}"}
+                        for e in suite["expectations"]]
+        stored = ctx.suites.add_or_update(gx.ExpectationSuite(name=suite["name"], expectations=expectations,
+                                                              meta=suite.get("meta", {})))
+        definition = ctx.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=suite["name"], data=batch_definition(), suite=stored))
+        checkpoint = ctx.checkpoints.add_or_update(gx.Checkpoint(
+            name=suite["name"], validation_definitions=[definition], result_format=RESULT_FORMAT, actions=[]))
+        staged = marker.with_suffix(".tmp")
+        staged.write_text(suite_text)
+        staged.replace(marker)
+        return checkpoint
+
+
+def store_spec_suites() -> list[str]:
+    """Store the Checkpoint of every suite of the spec in force (before forking check workers: they
+    inherit them and write nothing); the suites' names."""
+    from hrss_warehouse.check.suites import load_suite_dict
+    from hrss_warehouse.spec import load_spec
+
+    names = []
+    for form, versions in load_spec().forms.items():
+        for version in versions:
+            suite = load_suite_dict(form, version)
+            checkpoint(json.dumps(suite, sort_keys=True))
+            names.append(suite["name"])
+    return names
 
 
 def run_checkpoint(suite: dict, frame: Any, run_name: str) -> Any:
@@ -147,15 +181,7 @@ def build_data_docs() -> Path:
     then its index; the index page. A run's page never changes, so earlier runs are not rendered again."""
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    from hrss_warehouse.check.suites import load_suite_dict
-    from hrss_warehouse.spec import load_spec
-
-    suites = []
-    for form, versions in load_spec().forms.items():
-        for version in versions:
-            suite = load_suite_dict(form, version)
-            checkpoint(json.dumps(suite, sort_keys=True))
-            suites.append(ExpectationSuiteIdentifier(name=suite["name"]))
+    suites = [ExpectationSuiteIdentifier(name=name) for name in store_spec_suites()]
     ctx = context()
     pages = Settings.from_env().docs_dir / "gx" / "validations"
     new_runs = [key for key in ctx.validation_results_store.list_keys()
