@@ -126,7 +126,8 @@ class _Refused(Exception):
 def _text(value: object) -> str:
     """A cell as display text: integral floats without the '.0' Excel numbers carry."""
     if type(value) is str:  # most cells: the fast path first (called for every text cell of a year)
-        return value.translate(_FULLWIDTH).strip()
+        # every character _FULLWIDTH maps is outside ASCII: codes and numbers skip the translation
+        return value.strip() if value.isascii() else value.translate(_FULLWIDTH).strip()
     if value is None:
         return ""
     if isinstance(value, float):
@@ -401,7 +402,7 @@ def _filled_rows(sheet, form: str) -> tuple[list[int], list[list]]:
     rows: list[list] = []
     # iter_rows starts at row 1 and at the sheet's first used column
     for number, row in enumerate(sheet.iter_rows(), start=1):
-        if not any(cell != "" and cell is not None for cell in row):
+        if row.count("") + row.count(None) == len(row):  # counted in C: most rows are not blank
             continue
         if len(rows) >= MAX_FILLED_ROWS:
             raise _Refused(Finding("S06", form=form, sheet=form, params={
