@@ -154,10 +154,6 @@ def run_dbt(settings: Settings | None, *args: str, target_path: Path | None = No
             timeout: float | None = None) -> DbtResult:
     """Run one dbt command in the project; never raises for a failing dbt (see DbtResult.ok)."""
     env = {**os.environ, **dbt_env(settings)}
-    # dbt imports ~1,300 modules at every start; where the environment forbids writing bytecode
-    # (PYTHONDONTWRITEBYTECODE, common in containers) each build compiled them all from source again
-    # (about 2 s of CPU). The dbt process writes them once, and every later build reads them.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if target_path is not None:
         env["DBT_TARGET_PATH"] = str(target_path)
     target = Path(env.get("DBT_TARGET_PATH", DBT_PROJECT_DIR / "target"))
