@@ -31,11 +31,12 @@ from hrss_warehouse.config import (
     DAGS_DIR,
     PLUGINS_DIR,
     TIMEZONE,
+    WAREHOUSE_CONN_ID,
     WAREHOUSE_LOAD_POOL,
     Settings,
 )
 
-CONN_ID = "hrss_warehouse"
+CONN_ID = WAREHOUSE_CONN_ID
 ADMIN_LOGIN = "admin"
 # The components `make airflow` runs; each gets its own session so that stop can reach its workers.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
