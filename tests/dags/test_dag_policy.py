@@ -130,7 +130,8 @@ def test_every_task_and_run_failure_is_mailed(dag_report: dict) -> None:
             if task["class"] == "DbtProducerWatcherOperator":
                 # Cosmos puts its own callback first (it keeps the build's XCom for a retry of the group)
                 callbacks = [c for c in callbacks if c != "builtins.function:"]
-            assert callbacks == ["hrss_warehouse.airflow.alerts.AlertNotifier:task"], f"{dag_id}.{task['task_id']}"
+            assert callbacks == ["hrss_warehouse.airflow.alerts.AlertNotifier:task"], \
+                f"{dag_id}.{task['task_id']}"
 
 
 def test_the_nightly_must_publish_by_six(dag_report: dict) -> None:
