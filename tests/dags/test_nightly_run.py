@@ -118,8 +118,9 @@ def test_hrss_run_loads_fixture_files(settings: Settings, dbt_manifest: Path,
     # OpenLineage (file transport): this run's events chain the landed file to the published mart
     # through raw.*, the one dbt build (Cosmos' producer task: every model it read and wrote) and the
     # build schema.
-    from hrss_warehouse.local.airflow_env import lineage_file
     from lineage_chain import chain, edges, run_events
+
+    from hrss_warehouse.local.airflow_env import lineage_file
 
     run_id = summary.split()[2].rstrip(":")
     events = run_events(lineage_file(settings), run_id)
