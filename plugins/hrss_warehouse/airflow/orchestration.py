@@ -144,9 +144,10 @@ def dbt_build_group() -> Any:
     """The dbt task group of a DAG (call it inside the DAG).
 
     The model tasks read what the one ``dbt build`` reported about their model, so the first of them
-    start once it has finished (``all_done``: a failed build still shows which model failed). Cosmos
-    lets them wait for it only in a ``DbtDag``: in a task group they would start beside it and wait in
-    sensors, and ``dag.test()`` (``hrss run``), which runs one task at a time, would wait forever.
+    start once it has run, whatever its outcome (``one_done``: a failed build still shows which model
+    failed; a build that never ran, its upstream failed or skipped, skips them). Cosmos lets them wait
+    for it only in a ``DbtDag``: in a task group they would start beside it and wait in sensors, and
+    ``dag.test()`` (``hrss run``), which runs one task at a time, would wait forever.
     """
     from cosmos import DbtTaskGroup
     from cosmos.constants import PRODUCER_WATCHER_TASK_ID
@@ -157,7 +158,7 @@ def dbt_build_group() -> Any:
     for task in tasks.values():
         if hasattr(task, "producer_task_id") and not task.upstream_task_ids & tasks.keys():
             producer >> task
-            task.trigger_rule = "all_done"
+            task.trigger_rule = "one_done"
     return group
 
 
