@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
+from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task, teardown
 
 from hrss_warehouse.airflow import orchestration as orc
-from hrss_warehouse.airflow import tasks
+from hrss_warehouse.airflow import run_summary, tasks
 from hrss_warehouse.config import TIMEZONE, WAREHOUSE_LOAD_POOL
 
 DOC = """
@@ -76,10 +76,17 @@ def jcpt_nightly():
     def export_sdmx(params: dict | None = None) -> dict:
         return tasks.export_sdmx(params["export_sdmx"])
 
+    @teardown
+    @task(task_id=run_summary.TASK_ID)
+    def record_run(ti: object = None, dag: object = None) -> str:  # Airflow passes the running task, DAG
+        return run_summary.record_run(ti, dag)
+
     batches = register(discover())
     loaded = load.expand(batch_result=parse_and_check.expand(batch=batches))
     dbt_build = orc.dbt_build_group()
     chain(loaded, prepare_build(), dbt_build, publish(), reports(batches), export_sdmx())
+    # last, after every task whatever its state: what `hrss run` prints (airflow/run_summary.py)
+    run_summary.after_every_task(record_run())
 
 
 jcpt_nightly()

@@ -198,11 +198,14 @@ def test_targets_are_judged_from_the_figures():
         _m("read_floor", 10_000, 0.5), _m("load_floor", 10_000, 0.2),
         _m("dbt_full", 0, 50.0), _m("dbt_incremental", 0, 6.0), _m("reprocess", 10_000, 3.0)]}
     targets = {t.name: t for t in bench.evaluate(found, "reprocess completes")}
-    assert targets["(a) ≥ 10× faster than (b) per row"].met is True  # 12× per row (subset extrapolated)
-    assert targets["(a) within 3× of read floor + load floor"].met is True  # 2.0 vs 0.7 s
-    assert targets["load part of (a) within 2× of load floor"].met is False  # 0.5 vs 0.2 s
+    assert targets["(a) ≥ 15× faster than (b) per row"].met is False  # 12× per row (subset extrapolated)
+    assert targets["(a) within 2× of read floor + load floor"].met is False  # 2.0 vs 0.7 s: 2.9×
+    assert targets["load part of (a) within 1.5× of load floor"].met is False  # 0.5 vs 0.2 s
     assert targets["incremental dbt ≤ 10% of full"].met is False  # 12%
-    assert targets["peak RSS of (a) ≤ 2 GB"].met is True
+    assert targets["peak RSS of (a) ≤ 1.5 GB"].met is True
+    # a small landing (the quick run): (a) need only be no slower than (b)
+    quick = {t.name: t for t in bench.evaluate(found, "reprocess completes", quick=True)}
+    assert quick["(a) no slower than (b) per row"].met is True
     assert targets["reprocess completes"].met is True
     report = bench.render("t", list(found.values()), list(targets.values()), bench.machine(), ["n"])
     assert "| ingest | 10,000 | 2.00 | 5,000 |  | 900 MiB | 1.00× |" in report

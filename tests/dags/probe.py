@@ -62,6 +62,7 @@ def _task(task) -> dict:
         "retries": task.retries,
         "retry_exponential_backoff": float(task.retry_exponential_backoff or 0),
         "mapped": "Mapped" in type(task).__name__,
+        "teardown": task.is_teardown,
         "pool": task.pool,
         "retry_policy": type(task.retry_policy).__name__ if task.retry_policy else None,
         "outlets": sorted(getattr(a, "uri", str(a)) for a in (task.outlets or [])),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from hrss_warehouse.airflow import orchestration as orc
+from hrss_warehouse.airflow import run_summary
 from hrss_warehouse.config import WAREHOUSE_LOAD_POOL
 
 
@@ -63,6 +64,9 @@ def test_nightly_schedule_and_shape(dag_report: dict, dbt_manifest: Path) -> Non
     assert (dag["timetable"], dag["cron"], dag["timezone"]) == ("CronTriggerTimetable", "0 2 * * *",
                                                                 "Asia/Shanghai")
     tasks = {t["task_id"]: t for t in dag["tasks"]}
+    # every task leads to the run's summary (test_the_nightly_ends_with_its_summary): the flow without it
+    for task in tasks.values():
+        task["downstream"] = [d for d in task["downstream"] if d != run_summary.TASK_ID]
     assert tasks["parse_and_check"]["mapped"] and tasks["load"]["mapped"]
     assert tasks["register"]["downstream"] == ["parse_and_check", "reports"]
     dbt_tasks = {tid for tid in tasks if tid.startswith("dbt_build.")}
@@ -93,6 +97,16 @@ def test_nightly_schedule_and_shape(dag_report: dict, dbt_manifest: Path) -> Non
     assert tasks["reports"]["downstream"] == ["export_sdmx"]  # the optional SDMX export comes last
     assert tasks["publish"]["outlets"] == sorted(a.uri for a in orc.mart_assets())
     assert len(tasks["publish"]["outlets"]) == len(orc.published_marts()) >= 10
+
+
+def test_the_nightly_ends_with_its_summary(dag_report: dict) -> None:
+    # `hrss run` prints what this task recorded: it must see every other task finished, and as a teardown
+    # it leaves the run's state to the others (a failed load still fails the run and mails).
+    tasks = {t["task_id"]: t for t in dag_report["dags"]["jcpt_nightly"]["tasks"]}
+    summary = tasks.pop(run_summary.TASK_ID)
+    assert summary["teardown"] and summary["downstream"] == []
+    assert set(summary["upstream"]) == set(tasks)
+    assert not any(task["teardown"] for task in tasks.values())
 
 
 def test_reprocess_is_yearly_by_data_interval(dag_report: dict) -> None:

@@ -19,9 +19,10 @@ from hrss_warehouse.config import AIRFLOW_DB, PROJECT_ROOT, Settings
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 
 
-def _hrss(settings: Settings, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+def _hrss(settings: Settings, *args: str, timeout: float = 1200,
+          **extra_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HRSS_"))}
-    env.update(HRSS_HOME=str(settings.home), HRSS_PG_PORT=str(settings.port))
+    env.update(HRSS_HOME=str(settings.home), HRSS_PG_PORT=str(settings.port), **extra_env)
     if settings.external_dsn:
         env["HRSS_WAREHOUSE_DSN"] = settings.external_dsn
     return subprocess.run([str(Path(sys.executable).with_name("hrss")), *args], env=env, capture_output=True,
@@ -70,6 +71,24 @@ def test_hrss_run_over_an_empty_landing_folder(settings: Settings, dbt_manifest:
         assert f"left {landing / name}: {reason}" in summary
     assert len(list(landing.iterdir())) == 3
     assert "marts not published" in summary
+
+
+@pytest.mark.slow
+def test_a_failed_task_fails_hrss_run_and_its_summary_names_it(settings: Settings, dbt_manifest: Path,
+                                                               tmp_path: Path) -> None:
+    """The run's summary task (a teardown after every task) records a failed register and the tasks it
+    stopped, and leaves the run failed: `hrss run` exits 1. The disk fills at the first archive write
+    (the fault hook of register), so nothing is loaded and the file stays in landing."""
+    landing = tmp_path / "full-disk"
+    landing.mkdir()
+    _unique_copy(FIXTURES / "pass" / "good" / "150206_2017.xlsx", landing / "150206_2017.xlsx")
+    result = _hrss(settings, "run", "--landing", str(landing), timeout=600, HRSS_FAULT_ENOSPC_AFTER_BYTES="0")
+    summary = result.stdout[result.stdout.rfind("jcpt_nightly run "):]
+    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-4000:]
+    assert ": failed in " in summary and " upstream_failed" in summary, summary
+    assert "failed tasks: register (their logs are above)" in summary, summary
+    assert "marts not published" in summary
+    assert [p.name for p in landing.iterdir()] == ["150206_2017.xlsx"]
 
 
 @pytest.mark.soak

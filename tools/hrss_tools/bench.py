@@ -54,11 +54,12 @@ RSS_POLL_S = 0.05
 GB = 1024**3
 
 # targets of the issue: (a) vs (b), (a) vs the floors, load vs load floor, dbt incremental vs full, RSS
-NAIVE_SPEEDUP = 10.0
-FLOORS_FACTOR = 3.0
-LOAD_FACTOR = 2.0
+NAIVE_SPEEDUP = 15.0
+QUICK_NAIVE_SPEEDUP = 1.0  # a small landing (the quick run): (a) no slower than (b)
+FLOORS_FACTOR = 2.0
+LOAD_FACTOR = 1.5
 INCREMENTAL_SHARE = 0.10
-MAX_RSS = 2 * GB
+MAX_RSS = 1.5 * GB
 # targets of the Airflow parts: (e) vs its parts by hand, (f) vs its parts and in seconds, each DAG file's
 # parse in the DAG processor (CPU seconds: the file's own cost, whatever else the machine runs)
 AIRFLOW_RUN_FACTOR = 1.3
@@ -568,43 +569,45 @@ def render(title: str, measurements: list[Measurement], targets: list[Target], m
     return "\n".join(lines) + "\n"
 
 
-def evaluate(found: dict[str, Measurement], reprocess_label: str) -> list[Target]:
-    """Each target of the issue as met / not met / not measured, with the figures behind it."""
+def evaluate(found: dict[str, Measurement], reprocess_label: str, quick: bool = False) -> list[Target]:
+    """Each target of the issue as met / not met / not measured, with the figures behind it (``quick``:
+    a small landing, where (a) need only be no slower than (b))."""
     a, naive = found.get("ingest"), found.get("naive")
     read, load = found.get("read_floor"), found.get("load_floor")
     targets: list[Target] = []
 
+    naive_label = "(a) no slower than (b) per row" if quick else "(a) ≥ 15× faster than (b) per row"
     if a and naive and _per_row(a) and _per_row(naive):
         speedup = _per_row(naive) / _per_row(a)
-        targets.append(Target("(a) ≥ 10× faster than (b) per row", speedup >= NAIVE_SPEEDUP,
+        targets.append(Target(naive_label, speedup >= (QUICK_NAIVE_SPEEDUP if quick else NAIVE_SPEEDUP),
                               f"{speedup:.1f}× ({a.rows_per_s:,.0f} vs {naive.rows_per_s:,.0f} rows/s)"))
     else:
-        targets.append(Target("(a) ≥ 10× faster than (b) per row", None, "needs (a) and (b)"))
+        targets.append(Target(naive_label, None, "needs (a) and (b)"))
 
     if a and read and load and _per_row(a) and _per_row(read) and _per_row(load):
         floors = _per_row(read) + _per_row(load)
         factor = _per_row(a) / floors
-        targets.append(Target("(a) within 3× of read floor + load floor", factor <= FLOORS_FACTOR,
+        targets.append(Target("(a) within 2× of read floor + load floor", factor <= FLOORS_FACTOR,
                               f"{factor:.2f}× ({a.seconds:.2f} s vs {floors * a.rows:.2f} s "
                               f"for {a.rows:,} rows)"))
     else:
-        targets.append(Target("(a) within 3× of read floor + load floor", None, "needs (a) and both floors"))
+        targets.append(Target("(a) within 2× of read floor + load floor", None, "needs (a) and both floors"))
 
     copies = a.detail.get("copies") if a else None
     if a and load and copies:
         # the same rows: those (a) loaded are what the load floor copies
         load_s = a.detail["copy_seconds"]
         factor = load_s / load.seconds
-        targets.append(Target("load part of (a) within 2× of load floor", factor <= LOAD_FACTOR,
+        targets.append(Target("load part of (a) within 1.5× of load floor", factor <= LOAD_FACTOR,
                               f"{factor:.2f}× ({load_s:.2f} s in {copies} COPY blocks vs "
                               f"{load.seconds:.2f} s of psql \\copy, {load.rows:,} rows)"))
     else:
         reason = ("no COPY seen in the ingest process (loads run in worker processes)"
                   if a and copies == 0 else "needs (a) and the load floor")
-        targets.append(Target("load part of (a) within 2× of load floor", None, reason))
+        targets.append(Target("load part of (a) within 1.5× of load floor", None, reason))
 
-    # A nightly build runs on the warehouse an office has: every year it holds. Judged on the 10-year
-    # warehouse when the run built it; the one-year figure is reported beside it.
+    # A nightly build runs on the warehouse an office has: one survey year or every year it holds.
+    # Met when each warehouse the run built meets it (issue 16: the one-year one too), one year first.
     shares = {}
     for suffix, where in (("", "one year"), ("_decade", "ten years")):
         full, incremental = found.get(f"dbt_full{suffix}"), found.get(f"dbt_incremental{suffix}")
@@ -613,17 +616,17 @@ def evaluate(found: dict[str, Measurement], reprocess_label: str) -> list[Target
             shares[where] = (share, f"{where}: {share:.0%} ({incremental.seconds:.1f} s "
                                     f"vs {full.seconds:.1f} s)")
     if shares:
-        judged = shares.get("ten years", shares.get("one year"))
-        targets.append(Target("incremental dbt ≤ 10% of full", judged[0] <= INCREMENTAL_SHARE,
-                              "; ".join(figures for _, figures in reversed(shares.values()))))
+        targets.append(Target("incremental dbt ≤ 10% of full",
+                              all(share <= INCREMENTAL_SHARE for share, _ in shares.values()),
+                              "; ".join(figures for _, figures in shares.values())))
     else:
         targets.append(Target("incremental dbt ≤ 10% of full", None, "dbt build not measured in this run"))
 
     if a:
-        targets.append(Target("peak RSS of (a) ≤ 2 GB", a.peak_rss <= MAX_RSS,
+        targets.append(Target("peak RSS of (a) ≤ 1.5 GB", a.peak_rss <= MAX_RSS,
                               f"{a.peak_rss / 1024**2:,.0f} MiB"))
     else:
-        targets.append(Target("peak RSS of (a) ≤ 2 GB", None, "needs (a)"))
+        targets.append(Target("peak RSS of (a) ≤ 1.5 GB", None, "needs (a)"))
 
     targets += airflow_targets(found)
 
@@ -1003,8 +1006,8 @@ class _Run:
         reprocess_label = ("national 10-year reprocess completes" if not plan.quick
                            else "reprocess completes (quick: one year)")
         title = "JCPT benchmark" + (" (quick)" if plan.quick else " (national)")
-        return render(title, list(self.found.values()), evaluate(self.found, reprocess_label), machine(),
-                      notes)
+        return render(title, list(self.found.values()), evaluate(self.found, reprocess_label, plan.quick),
+                      machine(), notes)
 
 
 def run(settings: Settings, plan: Plan, out: Path | None = None, profile: bool = False,
