@@ -260,7 +260,7 @@ _DBT_LS_KEYS = ("unique_id", "name", "resource_type", "package_name", "original_
 def write_dbt_ls(manifest: Path, target: Path) -> Path:
     """The manifest's models, seeds, snapshots, tests and sources as `dbt ls --output json` lines.
 
-    Cosmos renders the Airflow task group from this file at every DAG parse: a few kB of lines read
+    Cosmos renders the Airflow task group from this file at every DAG parse: 170 kB of lines read
     with ``open``, where the 1 MB manifest goes through Airflow's object storage layer, whose first
     use loads every Airflow plugin (seconds of imports in each parsing process).
     """
