@@ -276,3 +276,26 @@ def test_a_part_that_overruns_is_stopped_with_its_children(settings, tmp_path):
         bench.measure(settings, "read_floor", {"files": [str(fifo)]}, "read", tmp_path, timeout_s=2)
     assert time.monotonic() - started < 30
     assert "stopped after 2 s" in (tmp_path / "bench-read_floor.log").read_text()
+
+
+def test_the_airflow_targets_are_judged_from_their_parts() -> None:
+    """(e) ≤ 1.3× its parts, (f) ≤ 1.5× its parts and ≤ 30 s, each DAG file < 0.5 s CPU (issue 16)."""
+    def m(key: str, seconds: float, **detail) -> bench.Measurement:
+        return bench.Measurement(key, key, 0, seconds, 0, detail)
+
+    files = {"jcpt_nightly.py": {"seconds": 1.2, "cpu_seconds": 0.41},
+             "reference_divisions.py": {"seconds": 0.3, "cpu_seconds": 0.12}}
+    met = {t.name.split()[0]: t.met for t in bench.airflow_targets({
+        "airflow_run": m("airflow_run", 130.0), "airflow_parts": m("airflow_parts", 100.0),
+        "nightly_run": m("nightly_run", 29.0), "nightly_parts": m("nightly_parts", 20.0),
+        "dag_parse": m("dag_parse", 2.0, files=files)})}
+    assert met == {"(e)": True, "(f)": True, "each": True}
+    files["jcpt_nightly.py"]["cpu_seconds"] = 0.5
+    targets = bench.airflow_targets({
+        "airflow_run": m("airflow_run", 131.0), "airflow_parts": m("airflow_parts", 100.0),
+        "nightly_run": m("nightly_run", 31.0), "nightly_parts": m("nightly_parts", 30.0),
+        "dag_parse": m("dag_parse", 2.0, files=files)})
+    assert [t.met for t in targets] == [False, False, False]
+    assert "1.31× (131.0 s vs 100.0 s)" in targets[0].figures
+    assert "jcpt_nightly.py 0.50 s CPU (1.20 s wall)" in targets[2].figures
+    assert [t.met for t in bench.airflow_targets({})] == [None, None, None]

@@ -55,12 +55,16 @@ LOADER, TRANSFORMER, BI_READER = "hrss_loader", "hrss_transformer", "bi_reader"
 DBT_PROFILES = DBT_PROJECT_DIR / "profiles.yml"
 DBT_PROFILE = "hrss"
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # written by `hrss dbt parse` (make install)
+# The manifest's nodes as `dbt ls --output json` lines, written beside it: what Cosmos renders from
+DBT_LS_FILE = DBT_PROJECT_DIR / "target" / "dbt_ls.json"
 # Airflow: the pool of the load tasks (one slot: a second load waits in the scheduler's queue, not in a
 # worker slot; the advisory lock stays as the safety net for loads from outside Airflow), and the
 # connection alerts are mailed through.
 WAREHOUSE_LOAD_POOL = "warehouse_load"
 NIGHTLY_DAG_ID = "jcpt_nightly"
 ALERT_CONN_ID = "hrss_alerts"
+# The warehouse as an Airflow connection: Cosmos' dbt profile reads it (the stages read Settings).
+WAREHOUSE_CONN_ID = "hrss_warehouse"
 ALERT_SENDER = "hrss-airflow@localhost"
 
 

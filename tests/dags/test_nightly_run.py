@@ -135,14 +135,22 @@ def test_hrss_run_loads_fixture_files(settings: Settings, dbt_manifest: Path,
     assert events == len(published_marts())
 
     # OpenLineage (file transport): this run's events chain the landed file to the published mart
-    # through raw.*, the dbt models (Cosmos) and the build schema.
-    from hrss_warehouse.airflow_env import lineage_file
+    # through raw.*, the one dbt build (Cosmos' producer task: every model it read and wrote) and the
+    # build schema.
     from lineage_chain import chain, edges, run_events
 
+    from hrss_warehouse.local.airflow_env import lineage_file
+
     run_id = summary.split()[2].rstrip(":")
-    graph = edges(run_events(lineage_file(settings), run_id))
-    landed = next(node for node in graph if node[1].endswith("/150206_2017.xlsx"))
+    events = run_events(lineage_file(settings), run_id)
+    graph = edges(events)
     database = settings.conn_params()["dbname"]
+    build = [e for e in events if e["job"]["name"].endswith("dbt_build.dbt_producer_watcher")]
+    assert len(build) == 1, [e["job"]["name"] for e in events]
+    written = {o["name"] for o in build[0]["outputs"]}
+    assert f"{database}.marts_build.mart_coverage" in written and any(".staging." in n for n in written)
+    assert f"{database}.raw.submission" in {i["name"] for i in build[0]["inputs"]}
+    landed = next(node for node in graph if node[1].endswith("/150206_2017.xlsx"))
     built = chain(graph, landed, f"{database}.marts_build.mart_coverage")
     assert built is not None, sorted(graph)
     # publish swaps every built mart at once: its event leads each built mart to each published one
@@ -150,4 +158,4 @@ def test_hrss_run_loads_fixture_files(settings: Settings, dbt_manifest: Path,
     assert published, graph[built[-1]]
     names = [name for _, name in [*built, published[0]]]
     print("lineage chain:", " -> ".join(names))
-    assert names[1] == f"{database}.raw.submission" and any(".staging." in n for n in names), names
+    assert names[1] == f"{database}.raw.submission", names
