@@ -42,7 +42,7 @@ def task_alert(context: Any) -> tuple[str, list[tuple[str, str]]]:
     """Subject and fields of the mail for a failed task (or a run failed at that task)."""
     ti = context["ti"]
     task = ti.task_id if (ti.map_index is None or ti.map_index < 0) else f"{ti.task_id}[{ti.map_index}]"
-    error = str(context.get("exception") or context.get("reason") or "")
+    error = ops.error_line(context.get("exception") or context.get("reason") or "")
     rules = sorted(set(RULE_ID.findall(error)))
     fields = [("DAG", ti.dag_id), ("task", task), ("run", ti.run_id), ("try", str(ti.try_number)),
               ("rule ids", ", ".join(rules) or "none named"), ("error", _first_line(error) or "(no message)"),

@@ -157,4 +157,9 @@ def _record(ti: Any, stage: str, started_at: datetime, values: dict[str, int],
            map_index=ti.map_index if ti.map_index is not None else -1, try_number=ti.try_number or 1,
            started_at=started_at, finished_at=datetime.now(UTC),
            outcome="success" if error is None else "failed", values=values,
-           error=None if error is None else f"{type(error).__name__}: {error}")
+           error=None if error is None else error_line(error))
+
+
+def error_line(error: BaseException | str) -> str:
+    """An error as the run metrics and the alerts show it: "KeyError: 'C05'", not just "'C05'"."""
+    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
