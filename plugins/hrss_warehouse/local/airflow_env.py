@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from hrss_warehouse.config import (
     AIRFLOW_DB,
+    AIRFLOW_EXECUTORS,
     ALERT_CONN_ID,
     DAGS_DIR,
     PLUGINS_DIR,
@@ -42,7 +43,6 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # With HRSS_AIRFLOW_EXECUTOR=celery (`make airflow EXECUTOR=celery`): Redis as the broker and two workers.
 CELERY_WORKERS = ("worker1", "worker2")
 CELERY_COMPONENTS = ("redis", *(f"celery-{w}" for w in CELERY_WORKERS))
-EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 PROJECT_DAGS = ("jcpt_nightly", "jcpt_reprocess", "reference_divisions")
 MIGRATE_TIMEOUT_S = 600
 # The pools the DAGs use: name -> (slots, description). The loads queue for the one warehouse_load slot.
@@ -143,7 +143,7 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": TIMEZONE,
-        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[settings.airflow_executor],
+        "AIRFLOW__CORE__EXECUTOR": AIRFLOW_EXECUTORS[settings.airflow_executor],
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings.secrets_dir / "airflow_fernet_key"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(settings),
         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
