@@ -186,6 +186,11 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url(settings),
             # One task message at a time per free slot: a worker that dies holds no queue of others.
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            # Longer than any task: Redis hands an unacknowledged message (acks are late) to another
+            # worker after this, which would start a task that still runs a second time. A task lost
+            # with its worker is found sooner by the scheduler, by its missing heartbeat
+            # ([scheduler] task_instance_heartbeat_timeout), and retried.
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(24 * 3600),
             # Sending a task to Redis gets more than the default second on a busy machine.
             "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
             # No more tasks sent than the workers have slots: a task waiting in Redis behind a backlog
