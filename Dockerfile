@@ -35,6 +35,6 @@ COPY --chown=airflow:root seed/ seed/
 COPY --chown=airflow:root expectations/ expectations/
 
 # The manifest Cosmos renders the dbt task group from (dbt parse never connects to a database).
-RUN python -c "from hrss_warehouse import transform; transform.parse()" \
+RUN python -c "from hrss_warehouse.stages import transform; transform.parse()" \
     && mkdir -p /opt/hrss/home/landing /opt/hrss/home/archive /opt/hrss/home/quarantine \
                 /opt/hrss/home/reports /opt/hrss/home/docs /opt/hrss/home/tmp

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
-from cosmos import DbtTaskGroup
+from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task, teardown
 
 from hrss_warehouse.airflow import orchestration as orc
-from hrss_warehouse.airflow import tasks
+from hrss_warehouse.airflow import run_summary, tasks
 from hrss_warehouse.config import TIMEZONE, WAREHOUSE_LOAD_POOL
 
 DOC = """
@@ -16,7 +15,8 @@ Files landed in `$HRSS_HOME/landing` (or the `landing` param) are **discovered**
 (moved to the archive, one submission per file, re-sends recognised by checksum), then **parsed and
 checked** in batches (one mapped task per batch, not per file): files that fail a hard rule go to the
 quarantine with the rule ids. Accepted rows are **loaded** into `raw`, dbt **builds** the staging,
-core and mart models (one task per model, its tests run with it) in the build schema, **publish** swaps
+core and mart models in the build schema in one `dbt build` (the `dbt_producer_watcher` task; each
+model's task and its `.test` task then show what the build did to it), **publish** swaps
 the tested marts into `marts` (updating the `hrss.marts.*` Assets), and **reports** are written.
 
 Retries happen only on transient database errors; a validation failure fails its task at once.
@@ -76,10 +76,17 @@ def jcpt_nightly():
     def export_sdmx(params: dict | None = None) -> dict:
         return tasks.export_sdmx(params["export_sdmx"])
 
+    @teardown
+    @task(task_id=run_summary.TASK_ID)
+    def record_run(ti: object = None, dag: object = None) -> str:  # Airflow passes the running task, DAG
+        return run_summary.record_run(ti, dag)
+
     batches = register(discover())
     loaded = load.expand(batch_result=parse_and_check.expand(batch=batches))
-    dbt_build = DbtTaskGroup(group_id="dbt_build", **orc.dbt_group_args())
+    dbt_build = orc.dbt_build_group()
     chain(loaded, prepare_build(), dbt_build, publish(), reports(batches), export_sdmx())
+    # last, after every task whatever its state: what `hrss run` prints (airflow/run_summary.py)
+    run_summary.after_every_task(record_run())
 
 
 jcpt_nightly()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
-from cosmos import DbtTaskGroup
 
 from hrss_warehouse.airflow import orchestration as orc
 from hrss_warehouse.airflow import tasks
@@ -57,7 +56,7 @@ def jcpt_reprocess():
     def publish() -> dict:
         return tasks.publish()
 
-    dbt_build = DbtTaskGroup(group_id="dbt_build", **orc.dbt_group_args())
+    dbt_build = orc.dbt_build_group()
     chain(changes_made(reprocess()), prepare_build(), dbt_build, publish())
 
 

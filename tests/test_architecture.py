@@ -30,7 +30,8 @@ LAYERS = {  # top-level room or module -> its layer; a module imports from its o
 }
 STAGE_ORDER = {  # where each stage module sits in the flow: land → register → parse → check → load → …
     "stages.reference": 0, "stages.land": 1, "stages.register": 2, "stages.receipts_manifest": 2,
-    "stages.parse": 3, "check": 4, "stages.load": 5, "stages.transform": 6, "stages.publish": 7,
+    "stages.parse": 3, "check": 4, "stages.load": 5, "stages.transform": 6, "stages.freshness": 6,
+    "stages.publish": 7,
     "stages.export": 8, "stages.report": 8, "stages.summary": 8,
 }
 

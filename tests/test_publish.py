@@ -177,3 +177,19 @@ def test_a_second_publisher_waits_then_says_who_holds_the_lock(settings, first_p
         publish.publish(settings)
     assert published_build(settings)  # yesterday's marts stay published
     assert bi_query(settings, "SELECT count(*) FROM mart_coverage")[0][0] > 0
+
+
+def test_bi_keeps_every_published_mart_while_a_full_build_runs(settings, first_publish) -> None:
+    """A build writes only into the build schema: the published marts, views included, stay readable
+    by BI between a build and its publish (a full build recreates every upstream relation)."""
+    with connect(settings) as conn:
+        published = {row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'")}
+    assert "mart_figure_vintages" in published
+    transform.build(settings, full_refresh=True)
+    with connect(settings) as conn:
+        after_build = {row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'")}
+    assert after_build == published
+    assert bi_query(settings, "SELECT count(*) FROM mart_figure_vintages")[0][0] >= 0
+    publish.publish(settings)

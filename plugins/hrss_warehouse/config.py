@@ -7,8 +7,10 @@ the whole project at an external PostgreSQL instead of the embedded one.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote
@@ -38,6 +40,9 @@ DEFAULT_BI_STATEMENT_TIMEOUT_S = 300
 DEFAULT_BI_IDLE_IN_TRANSACTION_TIMEOUT_S = 60
 DEFAULT_BI_CONNECTION_LIMIT = 20
 DEFAULT_LOCK_TIMEOUT_S = 120
+# Returns for survey year Y come in from 1 January to their due date, 31 March Y+1 (survey_spec/README.md):
+# the days of the year (MM-DD..MM-DD, on the survey's clock) when weeks without a receipt are worth a look
+DEFAULT_COLLECTION_SEASON = "01-01..03-31"
 
 # -- the project's fixed facts, each stated here only ----------------------------------------------
 TIMEZONE = "Asia/Shanghai"  # the survey's clock: schedules, deadlines, the warehouse server's time zone
@@ -51,12 +56,16 @@ LOADER, TRANSFORMER, BI_READER = "hrss_loader", "hrss_transformer", "bi_reader"
 DBT_PROFILES = DBT_PROJECT_DIR / "profiles.yml"
 DBT_PROFILE = "hrss"
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # written by `hrss dbt parse` (make install)
+# The manifest's nodes as `dbt ls --output json` lines, written beside it: what Cosmos renders from
+DBT_LS_FILE = DBT_PROJECT_DIR / "target" / "dbt_ls.json"
 # Airflow: the pool of the load tasks (one slot: a second load waits in the scheduler's queue, not in a
 # worker slot; the advisory lock stays as the safety net for loads from outside Airflow), and the
 # connection alerts are mailed through.
 WAREHOUSE_LOAD_POOL = "warehouse_load"
 NIGHTLY_DAG_ID = "jcpt_nightly"
 ALERT_CONN_ID = "hrss_alerts"
+# The warehouse as an Airflow connection: Cosmos' dbt profile reads it (the stages read Settings).
+WAREHOUSE_CONN_ID = "hrss_warehouse"
 ALERT_SENDER = "hrss-airflow@localhost"
 
 
@@ -111,6 +120,21 @@ def _json(variable: str, example: str) -> str | None:
             json.loads(raw)
         except ValueError:
             raise ConfigError(f"{variable} must be JSON, {example}") from None
+    return raw
+
+
+def _season(variable: str, default: str) -> str:
+    """Days of the year as ``MM-DD..MM-DD`` (both included; ``12-01..03-31`` spans the new year)."""
+    raw = (os.environ.get(variable) or default).strip()
+    days = re.fullmatch(r"(\d\d)-(\d\d)\.\.(\d\d)-(\d\d)", raw)
+    try:
+        if days is None:
+            raise ValueError
+        for month, day in ((days[1], days[2]), (days[3], days[4])):
+            date(2000, int(month), int(day))  # a leap year: 02-29 is a day of the year
+    except ValueError:
+        raise ConfigError(f"{variable} must be days of the year as MM-DD..MM-DD, e.g. {default}, "
+                          f"got {raw!r}") from None
     return raw
 
 
@@ -183,6 +207,7 @@ class Settings:
     publish_deadline_s: float = DEFAULT_PUBLISH_DEADLINE_S
     # OpenLineage transport as JSON; None: a JSON-lines file under $HRSS_HOME/lineage
     openlineage_transport: str | None = None
+    collection_season: str = DEFAULT_COLLECTION_SEASON
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -208,7 +233,8 @@ class Settings:
                    **_alerts(),
                    publish_deadline_s=_seconds("HRSS_PUBLISH_DEADLINE_S") or DEFAULT_PUBLISH_DEADLINE_S,
                    openlineage_transport=_json("HRSS_OPENLINEAGE_TRANSPORT",
-                                               'e.g. {"type": "http", "url": "http://marquez:5000"}'))
+                                               'e.g. {"type": "http", "url": "http://marquez:5000"}'),
+                   collection_season=_season("HRSS_COLLECTION_SEASON", DEFAULT_COLLECTION_SEASON))
 
     # -- folders -------------------------------------------------------------------------------
     @property

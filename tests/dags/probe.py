@@ -62,10 +62,12 @@ def _task(task) -> dict:
         "retries": task.retries,
         "retry_exponential_backoff": float(task.retry_exponential_backoff or 0),
         "mapped": "Mapped" in type(task).__name__,
+        "teardown": task.is_teardown,
         "pool": task.pool,
         "retry_policy": type(task.retry_policy).__name__ if task.retry_policy else None,
         "outlets": sorted(getattr(a, "uri", str(a)) for a in (task.outlets or [])),
         "upstream": sorted(task.upstream_task_ids),
+        "trigger_rule": str(task.trigger_rule),
         "downstream": sorted(task.downstream_task_ids),
         "on_failure_callback": _callbacks(task.on_failure_callback),
     }

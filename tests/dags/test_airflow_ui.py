@@ -5,9 +5,7 @@ Screenshots in $HRSS_HOME/reports/screens/."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -57,7 +55,8 @@ def _type_datetime(page, field, when: tuple[str, str]) -> None:
 
 
 @pytest.fixture
-def airflow(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+def airflow(settings: Settings, airflow_server: str) -> str:
+    """The shared test Airflow (tests/dags/conftest.py), with one 2017 return stored in the warehouse."""
     chromium_or_skip()
     from hrss_warehouse import pipeline
     from hrss_warehouse.stages import reference
@@ -67,16 +66,7 @@ def airflow(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     landing.mkdir(parents=True, exist_ok=True)
     (landing / FIXTURE.name).write_bytes(FIXTURE.read_bytes())
     pipeline.ingest_folder(settings, landing)
-    port = os.environ.get("HRSS_TEST_AIRFLOW_PORT", "55497")
-    monkeypatch.setenv("HRSS_AIRFLOW_PORT", port)  # for the processes Airflow starts
-    on_port = dataclasses.replace(settings, airflow_port=int(port))
-    started = time.monotonic()
-    airflow_env.start(on_port)
-    print(f"\nAirflow up in {time.monotonic() - started:.0f} s")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        airflow_env.stop(on_port)
+    return airflow_server
 
 
 def test_a_dry_run_backfill_started_in_the_ui_reports_its_result(airflow: str, settings: Settings) -> None:

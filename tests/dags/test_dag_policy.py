@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from hrss_warehouse.airflow import orchestration as orc
+from hrss_warehouse.airflow import run_summary
 from hrss_warehouse.config import WAREHOUSE_LOAD_POOL
 
 
@@ -63,21 +64,49 @@ def test_nightly_schedule_and_shape(dag_report: dict, dbt_manifest: Path) -> Non
     assert (dag["timetable"], dag["cron"], dag["timezone"]) == ("CronTriggerTimetable", "0 2 * * *",
                                                                 "Asia/Shanghai")
     tasks = {t["task_id"]: t for t in dag["tasks"]}
+    # every task leads to the run's summary (test_the_nightly_ends_with_its_summary): the flow without it
+    for task in tasks.values():
+        task["downstream"] = [d for d in task["downstream"] if d != run_summary.TASK_ID]
     assert tasks["parse_and_check"]["mapped"] and tasks["load"]["mapped"]
     assert tasks["register"]["downstream"] == ["parse_and_check", "reports"]
     dbt_tasks = {tid for tid in tasks if tid.startswith("dbt_build.")}
-    # TestBehavior.BUILD: `dbt build` per node, tests included (ephemeral models become empty tasks).
-    assert {tasks[tid]["class"] for tid in dbt_tasks} <= {"DbtBuildLocalOperator", "DbtTestLocalOperator",
-                                                          "EmptyOperator"}
+    # ExecutionMode.WATCHER: one `dbt build` (the producer), then one task per model, seed and test
+    # group that shows what that build did to it (the group's bookkeeping task is an EmptyOperator).
+    assert {tasks[tid]["class"] for tid in dbt_tasks} <= {
+        "DbtProducerWatcherOperator", "DbtRunWatcherOperator", "DbtSeedWatcherOperator",
+        "DbtTestWatcherOperator", "EmptyOperator"}
+    producers = [tid for tid in dbt_tasks if tasks[tid]["class"] == "DbtProducerWatcherOperator"]
+    assert producers == ["dbt_build.dbt_producer_watcher"]
     manifest = json.loads(dbt_manifest.read_text())
     models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
-    missing = {m for m in models if not {f"dbt_build.{m}_model_build", f"dbt_build.{m}_run"} & set(tasks)}
+    missing = {m for m in models if not {f"dbt_build.{m}_run", f"dbt_build.{m}.run"} & set(tasks)}
     assert not missing, f"models without their own task: {sorted(missing)}"
+    # a model's own data tests show as its `.test` task
+    tested = {n["depends_on"]["nodes"][0].rsplit(".", 1)[-1] for n in manifest["nodes"].values()
+              if n["resource_type"] == "test" and len(n["depends_on"]["nodes"]) == 1}
+    assert {m for m in tested & models if f"dbt_build.{m}.test" not in tasks} == set()
+    # the model tasks read what the build reported: the first ones wait for it to have run, whatever its
+    # outcome (a build that never ran skips them: they would wait for its report forever)
+    consumers = {tid for tid in dbt_tasks if tasks[tid]["class"] not in {"DbtProducerWatcherOperator",
+                                                                          "EmptyOperator"}}
+    first = [tid for tid in consumers if not set(tasks[tid]["upstream"]) & consumers]
+    assert first and all(tasks[tid]["upstream"] == producers and tasks[tid]["trigger_rule"] == "one_done"
+                         for tid in first), first
     # publish waits for the whole build, then the reports; it updates the mart Assets.
     assert set(tasks["publish"]["upstream"]) <= dbt_tasks and tasks["publish"]["downstream"] == ["reports"]
     assert tasks["reports"]["downstream"] == ["export_sdmx"]  # the optional SDMX export comes last
     assert tasks["publish"]["outlets"] == sorted(a.uri for a in orc.mart_assets())
     assert len(tasks["publish"]["outlets"]) == len(orc.published_marts()) >= 10
+
+
+def test_the_nightly_ends_with_its_summary(dag_report: dict) -> None:
+    # `hrss run` prints what this task recorded: it must see every other task finished, and as a teardown
+    # it leaves the run's state to the others (a failed load still fails the run and mails).
+    tasks = {t["task_id"]: t for t in dag_report["dags"]["jcpt_nightly"]["tasks"]}
+    summary = tasks.pop(run_summary.TASK_ID)
+    assert summary["teardown"] and summary["downstream"] == []
+    assert set(summary["upstream"]) == set(tasks)
+    assert not any(task["teardown"] for task in tasks.values())
 
 
 def test_reprocess_is_yearly_by_data_interval(dag_report: dict) -> None:
@@ -112,7 +141,11 @@ def test_every_task_and_run_failure_is_mailed(dag_report: dict) -> None:
     for dag_id, dag in dag_report["dags"].items():
         assert dag["on_failure_callback"] == ["hrss_warehouse.airflow.alerts.AlertNotifier:run"], dag_id
         for task in dag["tasks"]:
-            assert task["on_failure_callback"] == ["hrss_warehouse.airflow.alerts.AlertNotifier:task"], \
+            callbacks = task["on_failure_callback"]
+            if task["class"] == "DbtProducerWatcherOperator":
+                # Cosmos puts its own callback first (it keeps the build's XCom for a retry of the group)
+                callbacks = [c for c in callbacks if c != "builtins.function:"]
+            assert callbacks == ["hrss_warehouse.airflow.alerts.AlertNotifier:task"], \
                 f"{dag_id}.{task['task_id']}"
 
 

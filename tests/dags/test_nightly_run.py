@@ -19,9 +19,10 @@ from hrss_warehouse.config import AIRFLOW_DB, PROJECT_ROOT, Settings
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 
 
-def _hrss(settings: Settings, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+def _hrss(settings: Settings, *args: str, timeout: float = 1200,
+          **extra_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HRSS_"))}
-    env.update(HRSS_HOME=str(settings.home), HRSS_PG_PORT=str(settings.port))
+    env.update(HRSS_HOME=str(settings.home), HRSS_PG_PORT=str(settings.port), **extra_env)
     if settings.external_dsn:
         env["HRSS_WAREHOUSE_DSN"] = settings.external_dsn
     return subprocess.run([str(Path(sys.executable).with_name("hrss")), *args], env=env, capture_output=True,
@@ -72,6 +73,24 @@ def test_hrss_run_over_an_empty_landing_folder(settings: Settings, dbt_manifest:
     assert "marts not published" in summary
 
 
+@pytest.mark.slow
+def test_a_failed_task_fails_hrss_run_and_its_summary_names_it(settings: Settings, dbt_manifest: Path,
+                                                               tmp_path: Path) -> None:
+    """The run's summary task (a teardown after every task) records a failed register and the tasks it
+    stopped, and leaves the run failed: `hrss run` exits 1. The disk fills at the first archive write
+    (the fault hook of register), so nothing is loaded and the file stays in landing."""
+    landing = tmp_path / "full-disk"
+    landing.mkdir()
+    _unique_copy(FIXTURES / "pass" / "good" / "150206_2017.xlsx", landing / "150206_2017.xlsx")
+    result = _hrss(settings, "run", "--landing", str(landing), timeout=600, HRSS_FAULT_ENOSPC_AFTER_BYTES="0")
+    summary = result.stdout[result.stdout.rfind("jcpt_nightly run "):]
+    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-4000:]
+    assert ": failed in " in summary and " upstream_failed" in summary, summary
+    assert "failed tasks: register (their logs are above)" in summary, summary
+    assert "marts not published" in summary
+    assert [p.name for p in landing.iterdir()] == ["150206_2017.xlsx"]
+
+
 @pytest.mark.soak
 def test_hrss_run_loads_fixture_files(settings: Settings, dbt_manifest: Path,
                                       tmp_path: Path) -> None:
@@ -116,14 +135,22 @@ def test_hrss_run_loads_fixture_files(settings: Settings, dbt_manifest: Path,
     assert events == len(published_marts())
 
     # OpenLineage (file transport): this run's events chain the landed file to the published mart
-    # through raw.*, the dbt models (Cosmos) and the build schema.
-    from hrss_warehouse.airflow_env import lineage_file
+    # through raw.*, the one dbt build (Cosmos' producer task: every model it read and wrote) and the
+    # build schema.
     from lineage_chain import chain, edges, run_events
 
+    from hrss_warehouse.local.airflow_env import lineage_file
+
     run_id = summary.split()[2].rstrip(":")
-    graph = edges(run_events(lineage_file(settings), run_id))
-    landed = next(node for node in graph if node[1].endswith("/150206_2017.xlsx"))
+    events = run_events(lineage_file(settings), run_id)
+    graph = edges(events)
     database = settings.conn_params()["dbname"]
+    build = [e for e in events if e["job"]["name"].endswith("dbt_build.dbt_producer_watcher")]
+    assert len(build) == 1, [e["job"]["name"] for e in events]
+    written = {o["name"] for o in build[0]["outputs"]}
+    assert f"{database}.marts_build.mart_coverage" in written and any(".staging." in n for n in written)
+    assert f"{database}.raw.submission" in {i["name"] for i in build[0]["inputs"]}
+    landed = next(node for node in graph if node[1].endswith("/150206_2017.xlsx"))
     built = chain(graph, landed, f"{database}.marts_build.mart_coverage")
     assert built is not None, sorted(graph)
     # publish swaps every built mart at once: its event leads each built mart to each published one
@@ -131,4 +158,4 @@ def test_hrss_run_loads_fixture_files(settings: Settings, dbt_manifest: Path,
     assert published, graph[built[-1]]
     names = [name for _, name in [*built, published[0]]]
     print("lineage chain:", " -> ".join(names))
-    assert names[1] == f"{database}.raw.submission" and any(".staging." in n for n in names), names
+    assert names[1] == f"{database}.raw.submission", names

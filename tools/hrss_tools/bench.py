@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -38,7 +39,7 @@ from hrss_warehouse.spec import load_spec
 
 QUICK_PROVINCES = ("64",)  # Ningxia: 22 counties, ~3.2k unit rows a year
 PARTS_ALL = frozenset({"read_floor", "naive", "ingest", "no_gx", "load_floor", "dbt", "reprocess",
-                       "dag_parse", "airflow"})
+                       "dag_parse", "airflow", "nightly"})
 # `make test` runs the quick variant: the side by side of (a), (b) and (c). dbt, Airflow, the reprocess
 # and the GX ablation each take a minute or more whatever the data size: `make bench` (or --parts).
 QUICK_PARTS = frozenset({"read_floor", "naive", "ingest", "load_floor"})
@@ -53,11 +54,18 @@ RSS_POLL_S = 0.05
 GB = 1024**3
 
 # targets of the issue: (a) vs (b), (a) vs the floors, load vs load floor, dbt incremental vs full, RSS
-NAIVE_SPEEDUP = 10.0
-FLOORS_FACTOR = 3.0
-LOAD_FACTOR = 2.0
+NAIVE_SPEEDUP = 15.0
+QUICK_NAIVE_SPEEDUP = 1.0  # a small landing (the quick run): (a) no slower than (b)
+FLOORS_FACTOR = 2.0
+LOAD_FACTOR = 1.5
 INCREMENTAL_SHARE = 0.10
-MAX_RSS = 2 * GB
+MAX_RSS = 1.5 * GB
+# targets of the Airflow parts: (e) vs its parts by hand, (f) vs its parts and in seconds, each DAG file's
+# parse in the DAG processor (CPU seconds: the file's own cost, whatever else the machine runs)
+AIRFLOW_RUN_FACTOR = 1.3
+NIGHTLY_FACTOR = 1.5
+NIGHTLY_MAX_S = 30.0
+DAG_PARSE_MAX_S = 0.5
 
 
 class BenchError(RuntimeError):
@@ -282,32 +290,73 @@ def _part_dbt(request: dict) -> dict:
             "detail": {"full_refresh": request["full_refresh"], "nodes": len(result.statuses)}}
 
 
-def _part_airflow_run(request: dict) -> dict:
-    settings = Settings.from_env()
+def _hrss_command(args: list[str]) -> tuple[float, str]:
+    """Run `hrss ARGS` as a user would; its wall-clock seconds (process start included) and stdout."""
     hrss = str(Path(sys.executable).with_name("hrss"))
     started = time.perf_counter()
-    result = subprocess.run([hrss, "run", "--landing", request["landing"]], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([hrss, *args], capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
-        raise BenchError(f"`hrss run` exited with {result.returncode}: {result.stderr.strip()[-2000:]}")
-    return {"seconds": seconds, "rows": _raw_rows(settings), "detail": {}}
+        raise BenchError(f"`hrss {' '.join(args)}` exited with {result.returncode}: "
+                         f"{(result.stdout + result.stderr).strip()[-2000:]}")
+    return seconds, result.stdout
+
+
+def _part_airflow_run(request: dict) -> dict:
+    settings = Settings.from_env()
+    seconds, out = _hrss_command(["run", "--landing", request["landing"]])
+    summary = out[out.rfind("jcpt_nightly run "):].splitlines()
+    return {"seconds": seconds, "rows": _raw_rows(settings), "detail": {"summary": summary[:1]}}
+
+
+def _part_commands(request: dict) -> dict:
+    """`hrss` commands one after the other (the same change by hand): their seconds, added up."""
+    settings = Settings.from_env()
+    walls = [_hrss_command(args)[0] for args in request["commands"]]
+    return {"seconds": sum(walls), "rows": _raw_rows(settings),
+            "detail": {"commands": [" ".join(a[:2]) for a in request["commands"]],
+                       "seconds": [round(w, 2) for w in walls]}}
+
+
+def _parse_in_fork(path: str, out: Any) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    started, cpu = time.perf_counter(), time.process_time()
+    bag = DagBag(dag_folder=path, safe_mode=False)
+    out.send({"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+              "errors": {str(k): str(v) for k, v in bag.import_errors.items()}})
 
 
 def _part_dag_parse(request: dict) -> dict:
+    """Each DAG file parsed as Airflow's DAG processor parses it: in a process forked from one that has
+    imported Airflow and its plugins (the processor is an Airflow job: it loads the listeners, hence
+    every plugin, OpenLineage's and Cosmos' included) and pre-imported the Airflow modules the file
+    names (``[dag_processor] parsing_pre_import_modules``)."""
+    import multiprocessing
+
     from hrss_warehouse.local import airflow_env
 
     settings = Settings.from_env()
     airflow_env.apply(settings)
-    from airflow.dag_processing.dagbag import DagBag
+    import structlog
+    from airflow.dag_processing import processor
+    from airflow.listeners.listener import get_listener_manager
 
+    get_listener_manager()
+    files: dict[str, dict] = {}
     started = time.perf_counter()
-    bag = DagBag(dag_folder=str(DAGS_DIR))  # example DAGs are off in the project's Airflow environment
-    seconds = time.perf_counter() - started
-    files = {Path(s.file).name: round(s.duration.total_seconds(), 3) for s in bag.dagbag_stats}
-    if bag.import_errors:
-        raise BenchError(f"DAG import errors: {dict(bag.import_errors)}")
-    return {"seconds": seconds, "rows": 0, "detail": {"files": files, "dags": sorted(bag.dags)}}
+    for path in sorted(DAGS_DIR.glob("*.py")):
+        processor._pre_import_airflow_modules(str(path), structlog.get_logger())
+        receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+        child = multiprocessing.get_context("fork").Process(target=_parse_in_fork, args=(str(path), send))
+        child.start()
+        result = receive.recv()
+        child.join()
+        if result["errors"]:
+            raise BenchError(f"DAG import errors in {path.name}: {result['errors']}")
+        files[path.name] = {"seconds": round(result["seconds"], 3),
+                            "cpu_seconds": round(result["cpu_seconds"], 3)}
+    return {"seconds": time.perf_counter() - started, "rows": 0, "detail": {"files": files}}
 
 
 PARTS: dict[str, Callable[[dict], dict]] = {
@@ -318,6 +367,7 @@ PARTS: dict[str, Callable[[dict], dict]] = {
     "reprocess": _part_reprocess,
     "dbt": _part_dbt,
     "airflow_run": _part_airflow_run,
+    "commands": _part_commands,
     "dag_parse": _part_dag_parse,
 }
 
@@ -519,43 +569,45 @@ def render(title: str, measurements: list[Measurement], targets: list[Target], m
     return "\n".join(lines) + "\n"
 
 
-def evaluate(found: dict[str, Measurement], reprocess_label: str) -> list[Target]:
-    """Each target of the issue as met / not met / not measured, with the figures behind it."""
+def evaluate(found: dict[str, Measurement], reprocess_label: str, quick: bool = False) -> list[Target]:
+    """Each target of the issue as met / not met / not measured, with the figures behind it (``quick``:
+    a small landing, where (a) need only be no slower than (b))."""
     a, naive = found.get("ingest"), found.get("naive")
     read, load = found.get("read_floor"), found.get("load_floor")
     targets: list[Target] = []
 
+    naive_label = "(a) no slower than (b) per row" if quick else "(a) ≥ 15× faster than (b) per row"
     if a and naive and _per_row(a) and _per_row(naive):
         speedup = _per_row(naive) / _per_row(a)
-        targets.append(Target("(a) ≥ 10× faster than (b) per row", speedup >= NAIVE_SPEEDUP,
+        targets.append(Target(naive_label, speedup >= (QUICK_NAIVE_SPEEDUP if quick else NAIVE_SPEEDUP),
                               f"{speedup:.1f}× ({a.rows_per_s:,.0f} vs {naive.rows_per_s:,.0f} rows/s)"))
     else:
-        targets.append(Target("(a) ≥ 10× faster than (b) per row", None, "needs (a) and (b)"))
+        targets.append(Target(naive_label, None, "needs (a) and (b)"))
 
     if a and read and load and _per_row(a) and _per_row(read) and _per_row(load):
         floors = _per_row(read) + _per_row(load)
         factor = _per_row(a) / floors
-        targets.append(Target("(a) within 3× of read floor + load floor", factor <= FLOORS_FACTOR,
+        targets.append(Target("(a) within 2× of read floor + load floor", factor <= FLOORS_FACTOR,
                               f"{factor:.2f}× ({a.seconds:.2f} s vs {floors * a.rows:.2f} s "
                               f"for {a.rows:,} rows)"))
     else:
-        targets.append(Target("(a) within 3× of read floor + load floor", None, "needs (a) and both floors"))
+        targets.append(Target("(a) within 2× of read floor + load floor", None, "needs (a) and both floors"))
 
     copies = a.detail.get("copies") if a else None
     if a and load and copies:
         # the same rows: those (a) loaded are what the load floor copies
         load_s = a.detail["copy_seconds"]
         factor = load_s / load.seconds
-        targets.append(Target("load part of (a) within 2× of load floor", factor <= LOAD_FACTOR,
+        targets.append(Target("load part of (a) within 1.5× of load floor", factor <= LOAD_FACTOR,
                               f"{factor:.2f}× ({load_s:.2f} s in {copies} COPY blocks vs "
                               f"{load.seconds:.2f} s of psql \\copy, {load.rows:,} rows)"))
     else:
         reason = ("no COPY seen in the ingest process (loads run in worker processes)"
                   if a and copies == 0 else "needs (a) and the load floor")
-        targets.append(Target("load part of (a) within 2× of load floor", None, reason))
+        targets.append(Target("load part of (a) within 1.5× of load floor", None, reason))
 
-    # A nightly build runs on the warehouse an office has: every year it holds. Judged on the 10-year
-    # warehouse when the run built it; the one-year figure is reported beside it.
+    # A nightly build runs on the warehouse an office has: one survey year or every year it holds.
+    # Met when each warehouse the run built meets it (issue 16: the one-year one too), one year first.
     shares = {}
     for suffix, where in (("", "one year"), ("_decade", "ten years")):
         full, incremental = found.get(f"dbt_full{suffix}"), found.get(f"dbt_incremental{suffix}")
@@ -564,22 +616,55 @@ def evaluate(found: dict[str, Measurement], reprocess_label: str) -> list[Target
             shares[where] = (share, f"{where}: {share:.0%} ({incremental.seconds:.1f} s "
                                     f"vs {full.seconds:.1f} s)")
     if shares:
-        judged = shares.get("ten years", shares.get("one year"))
-        targets.append(Target("incremental dbt ≤ 10% of full", judged[0] <= INCREMENTAL_SHARE,
-                              "; ".join(figures for _, figures in reversed(shares.values()))))
+        targets.append(Target("incremental dbt ≤ 10% of full",
+                              all(share <= INCREMENTAL_SHARE for share, _ in shares.values()),
+                              "; ".join(figures for _, figures in shares.values())))
     else:
         targets.append(Target("incremental dbt ≤ 10% of full", None, "dbt build not measured in this run"))
 
     if a:
-        targets.append(Target("peak RSS of (a) ≤ 2 GB", a.peak_rss <= MAX_RSS,
+        targets.append(Target("peak RSS of (a) ≤ 1.5 GB", a.peak_rss <= MAX_RSS,
                               f"{a.peak_rss / 1024**2:,.0f} MiB"))
     else:
-        targets.append(Target("peak RSS of (a) ≤ 2 GB", None, "needs (a)"))
+        targets.append(Target("peak RSS of (a) ≤ 1.5 GB", None, "needs (a)"))
+
+    targets += airflow_targets(found)
 
     reprocess = found.get("reprocess")
     targets.append(Target(reprocess_label, True if reprocess else None,
                           f"{reprocess.seconds:.1f} s, {reprocess.rows:,} raw rows" if reprocess
                           else "not run"))
+    return targets
+
+
+def airflow_targets(found: dict[str, Measurement]) -> list[Target]:
+    """The targets of the Airflow parts: (e) and (f) against their parts by hand, the DAG parse times."""
+    targets: list[Target] = []
+    name = f"(e) `hrss run` of the year ≤ {AIRFLOW_RUN_FACTOR}× its parts"
+    run, parts = found.get("airflow_run"), found.get("airflow_parts")
+    if run and parts:
+        factor = run.seconds / parts.seconds
+        targets.append(Target(name, factor <= AIRFLOW_RUN_FACTOR,
+                              f"{factor:.2f}× ({run.seconds:.1f} s vs {parts.seconds:.1f} s)"))
+    else:
+        targets.append(Target(name, None, "needs (e) and its parts"))
+    name = f"(f) `hrss run` of one county ≤ {NIGHTLY_FACTOR}× its parts and ≤ {NIGHTLY_MAX_S:.0f} s"
+    run, parts = found.get("nightly_run"), found.get("nightly_parts")
+    if run and parts:
+        factor = run.seconds / parts.seconds
+        targets.append(Target(name, factor <= NIGHTLY_FACTOR and run.seconds <= NIGHTLY_MAX_S,
+                              f"{factor:.2f}× ({run.seconds:.1f} s vs {parts.seconds:.1f} s)"))
+    else:
+        targets.append(Target(name, None, "needs (f) and its parts"))
+    name = f"each DAG file parses in < {DAG_PARSE_MAX_S} s in the DAG processor (CPU)"
+    parse = found.get("dag_parse")
+    if parse and parse.detail.get("files"):
+        files = parse.detail["files"]
+        worst = max(v["cpu_seconds"] for v in files.values())
+        targets.append(Target(name, worst < DAG_PARSE_MAX_S, ", ".join(
+            f"{n} {v['cpu_seconds']:.2f} s CPU ({v['seconds']:.2f} s wall)" for n, v in files.items())))
+    else:
+        targets.append(Target(name, None, "DAG parse not measured in this run"))
     return targets
 
 
@@ -676,6 +761,11 @@ def _resubmission(wh: Settings, data: Path, year: int, landing: Path, revision: 
     return target
 
 
+def _by_hand(landing: Path) -> list[list[str]]:
+    """The commands a data engineer types for what `hrss run --landing` does (reports aside)."""
+    return [["ingest", "folder", "--landing", str(landing)], ["dbt", "build"], ["publish"]]
+
+
 def _manifest_check(folder: Path, wh: Settings) -> str:
     """Quarantined files in the warehouse against the generator's manifest."""
     from hrss_warehouse.db import connect
@@ -734,7 +824,7 @@ class _Run:
         self.found: dict[str, Measurement] = {}
         self.notes: list[str] = []
         self.failures: list[str] = []
-        self.divisions = bool(plan.parts & {"dbt", "airflow"})
+        self.divisions = bool(plan.parts & {"dbt", "airflow", "nightly"})
         self.data = Path()
         self.files: list[str] = []
 
@@ -842,16 +932,57 @@ class _Run:
             self.dbt("_decade", f" ({len(years)} years)", revision=10)
 
     def airflow(self) -> None:
-        """(e) the DAG files' parse time, and `hrss run` of the year on a fresh warehouse."""
-        if "dag_parse" in self.plan.parts:
-            m = self.measure("dag_parse", {}, "(e) DAG files parsed (DagBag)")
+        """(e) the DAG files' parse time, and `hrss run` of the year on a fresh warehouse beside its parts
+        by hand; (f) one county's corrected return through `hrss run` on the warehouse of that year,
+        beside the same change by hand."""
+        parts = self.plan.parts
+        if "dag_parse" in parts:
+            m = self.measure("dag_parse", {}, "(e) DAG files parsed in the DAG processor")
             if m:
-                m.note = ", ".join(f"{k} {v:.2f} s" for k, v in m.detail.get("files", {}).items())
-        if "airflow" in self.plan.parts:
+                m.note = ", ".join(f"{name} {v['seconds']:.2f} s ({v['cpu_seconds']:.2f} s CPU)"
+                                   for name, v in m.detail.get("files", {}).items())
+        if not parts & {"airflow", "nightly"}:
+            return
+        fresh_warehouse(self.wh, self.divisions)
+        landing = stage_landing([self.data], self.work / "landing")
+        by_hand = self.measure("commands", {"commands": _by_hand(landing)},
+                               "(e) its parts by hand: `hrss ingest folder` + `dbt build` + `publish`",
+                               key="airflow_parts")
+        if "airflow" in parts:
             fresh_warehouse(self.wh, self.divisions)
+            self._migrate_airflow()
             landing = stage_landing([self.data], self.work / "landing")
-            self.measure("airflow_run", {"landing": str(landing)},
-                         "(e) `hrss run`: one year end to end through Airflow")
+            m = self.measure("airflow_run", {"landing": str(landing)},
+                             "(e) `hrss run`: one year end to end through Airflow")
+            if m:
+                m.note = "; ".join(m.detail.get("summary", []))
+        if "nightly" in parts and by_hand is not None:
+            self._migrate_airflow()
+            self.nightly()
+
+    def nightly(self) -> None:
+        """(f) on the warehouse holding the year: one county's corrected return by hand, then another
+        revision of it through `hrss run` (each a new revision, so each is loaded and built)."""
+        resubmitted = _resubmission(self.wh, self.data, self.plan.year, self.work / "resubmit", 7)
+        m = self.measure("commands", {"commands": _by_hand(resubmitted.parent)},
+                         "(f) its parts by hand: one county's corrected return", key="nightly_parts")
+        if m is None:
+            return
+        m.note = f"{resubmitted.name}: " + ", ".join(
+            f"{c} {w:.1f} s" for c, w in zip(m.detail["commands"], m.detail["seconds"], strict=True))
+        resubmitted = _resubmission(self.wh, self.data, self.plan.year, self.work / "resubmit", 8)
+        m = self.measure("airflow_run", {"landing": str(resubmitted.parent)},
+                         "(f) `hrss run`: one county's corrected return on the national year",
+                         key="nightly_run")
+        if m:
+            m.note = f"{resubmitted.name}; " + "; ".join(m.detail.get("summary", []))
+
+    def _migrate_airflow(self) -> None:
+        """Airflow's metadata database, made once before the measured runs (a deployment has it before
+        its first night; `hrss run` makes it when it is missing)."""
+        from hrss_warehouse.local import airflow_env
+
+        airflow_env.migrate(self.wh)
 
     def render(self, load_at_start: tuple[float, float, float]) -> str:
         plan, notes = self.plan, list(self.notes)
@@ -875,8 +1006,8 @@ class _Run:
         reprocess_label = ("national 10-year reprocess completes" if not plan.quick
                            else "reprocess completes (quick: one year)")
         title = "JCPT benchmark" + (" (quick)" if plan.quick else " (national)")
-        return render(title, list(self.found.values()), evaluate(self.found, reprocess_label), machine(),
-                      notes)
+        return render(title, list(self.found.values()), evaluate(self.found, reprocess_label, plan.quick),
+                      machine(), notes)
 
 
 def run(settings: Settings, plan: Plan, out: Path | None = None, profile: bool = False,

@@ -114,7 +114,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--seed", type=int, default=0, help="generator seed of the benchmark data")
     bench.add_argument("--parts", nargs="+",
                        choices=["read_floor", "naive", "ingest", "no_gx", "load_floor", "dbt", "reprocess",
-                                "dag_parse", "airflow"],
+                                "dag_parse", "airflow", "nightly"],
                        help="measure only these parts (default: all; with --quick: read_floor, naive, "
                             "ingest, load_floor)")
     bench.set_defaults(handler=_bench)

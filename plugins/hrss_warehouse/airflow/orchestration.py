@@ -17,13 +17,14 @@ from typing import Any
 import pendulum
 
 from hrss_warehouse.config import (
-    DBT_MANIFEST,
+    DBT_LS_FILE,
     DBT_PROFILE,
     DBT_PROFILES,
     DBT_PROJECT_DIR,
     FIRST_SURVEY_YEAR,
     SPEC_DIR,
     TIMEZONE,
+    WAREHOUSE_CONN_ID,
     settings,
 )
 
@@ -70,47 +71,64 @@ class DbtManifestMissing(RuntimeError):
 
 
 # -- dbt through Cosmos ------------------------------------------------------------------------
-# Cosmos runs every node in its own temporary copy of the project and passes the paths itself; that
-# private copy also makes dbt's partial parsing safe, which saves seconds on every dbt task.
+# Cosmos runs dbt in its own temporary copy of the project and passes the paths itself; that private
+# copy also makes dbt's partial parsing safe, which saves seconds on every dbt invocation.
 _COSMOS_OWNED_DBT_VARS = {"DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR",
                           "DBT_PARTIAL_PARSE"}
+# The keys of the profiles.yml target that say where to connect: in Airflow the connection
+# `hrss_warehouse` says it instead (PostgresUserPasswordProfileMapping).
+_CONNECTION_KEYS = {"type", "host", "port", "user", "password", "dbname", "sslmode"}
+DBT_GROUP_ID = "dbt_build"
 
 
 def dbt_env_interceptor(context: Any, operator: Any) -> None:
-    """Give the dbt command the warehouse login at run time (never at parse time)."""
+    """Give the dbt command the settings it reads besides its connection (the lock timeout) at run
+    time, never at parse time; the connection itself comes from the Airflow connection."""
     from hrss_warehouse.stages import transform
 
-    env = {k: v for k, v in transform.dbt_env(settings()).items() if k not in _COSMOS_OWNED_DBT_VARS}
+    env = {k: v for k, v in transform.dbt_env(settings()).items()
+           if k not in _COSMOS_OWNED_DBT_VARS and not k.startswith("HRSS_DBT_")}
     operator.env = {**(operator.env or {}), **env}
 
 
-def dbt_target() -> str:
-    """The default target of the project's dbt profile."""
-    match = re.search(r"^\s+target:\s*(\S+)", DBT_PROFILES.read_text(), flags=re.MULTILINE)
-    if not match:
+def dbt_target() -> tuple[str, dict[str, Any]]:
+    """The default target of the project's dbt profile and its settings other than the connection
+    (stage role, schema, threads, timeouts), as profiles.yml writes them (dbt renders the Jinja)."""
+    import yaml
+
+    profile = yaml.safe_load(DBT_PROFILES.read_text())[DBT_PROFILE]
+    target = profile.get("target")
+    if not target or target not in profile.get("outputs", {}):
         raise DbtManifestMissing(f"{DBT_PROFILES} names no default target for profile {DBT_PROFILE!r}")
-    return match.group(1).strip("'\"")
+    return target, {k: v for k, v in profile["outputs"][target].items() if k not in _CONNECTION_KEYS}
 
 
 def dbt_group_args() -> dict[str, Any]:
-    """Keyword arguments for a Cosmos ``DbtTaskGroup``: one task per model, rendered from the manifest."""
+    """Keyword arguments for a Cosmos ``DbtTaskGroup`` in ``ExecutionMode.WATCHER``: one ``dbt build``
+    of the whole project (the producer task), and one task per model and one for its tests that show
+    what that build did to them (consumer sensors), rendered from the precompiled ``dbt ls`` file."""
     from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+    from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-    if not DBT_MANIFEST.exists():
-        raise DbtManifestMissing(f"dbt manifest not found at {DBT_MANIFEST}; `make install` creates it "
-                                 f"(it runs `dbt parse` in {DBT_PROJECT_DIR})")
+    if not DBT_LS_FILE.exists():
+        raise DbtManifestMissing(f"dbt node list not found at {DBT_LS_FILE}; `make install` creates it "
+                                 f"(`hrss dbt parse`: dbt parse in {DBT_PROJECT_DIR})")
+    target, profile_args = dbt_target()
     dbt = Path(sys.executable).with_name("dbt")
     return {
-        "project_config": ProjectConfig(dbt_project_path=DBT_PROJECT_DIR, manifest_path=DBT_MANIFEST,
-                                        install_dbt_deps=False),
-        "profile_config": ProfileConfig(profile_name=DBT_PROFILE, target_name=dbt_target(),
-                                        profiles_yml_filepath=DBT_PROFILES),
-        "execution_config": ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+        "project_config": ProjectConfig(dbt_project_path=DBT_PROJECT_DIR, install_dbt_deps=False),
+        "profile_config": ProfileConfig(
+            profile_name=DBT_PROFILE, target_name=target,
+            profile_mapping=PostgresUserPasswordProfileMapping(conn_id=WAREHOUSE_CONN_ID,
+                                                               profile_args=profile_args)),
+        "execution_config": ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
                                             invocation_mode=InvocationMode.DBT_RUNNER,
                                             dbt_executable_path=dbt),
-        # A test over several models (e.g. relationships) runs once all of them are built.
-        "render_config": RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
+        # A model's data tests show as its own `.test` task; a test over several models (e.g.
+        # relationships) as a task once all of them are built.
+        "render_config": RenderConfig(load_method=LoadMode.DBT_LS_FILE, dbt_ls_path=DBT_LS_FILE,
+                                      test_behavior=TestBehavior.AFTER_EACH,
                                       should_detach_multiple_parents_tests=True, emit_datasets=False),
         "operator_args": {
             "interceptors": [dbt_env_interceptor],
@@ -120,6 +138,35 @@ def dbt_group_args() -> dict[str, Any]:
             "retries": 0,
         },
     }
+
+
+def dbt_build_group() -> Any:
+    """The dbt task group of a DAG (call it inside the DAG).
+
+    The model tasks read what the one ``dbt build`` reported about their model, so the first of them
+    start once it has run, whatever its outcome (``one_done``: a failed build still shows which model
+    failed; a build that never ran, its upstream failed or skipped, skips them). Cosmos lets them wait
+    for it only in a ``DbtDag``: in a task group they would start beside it and wait in sensors, and
+    ``dag.test()`` (``hrss run``), which runs one task at a time, would wait forever.
+    """
+    from cosmos import DbtTaskGroup
+    from cosmos.constants import PRODUCER_WATCHER_TASK_ID
+
+    group = DbtTaskGroup(group_id=DBT_GROUP_ID, **dbt_group_args())
+    tasks = {task.task_id: task for task in _tasks_of(group)}
+    producer = tasks[f"{DBT_GROUP_ID}.{PRODUCER_WATCHER_TASK_ID}"]
+    for task in tasks.values():
+        if hasattr(task, "producer_task_id") and not task.upstream_task_ids & tasks.keys():
+            producer >> task
+            task.trigger_rule = "one_done"
+    return group
+
+
+def _tasks_of(group: Any) -> list[Any]:
+    found = []
+    for child in group.children.values():
+        found += _tasks_of(child) if hasattr(child, "children") else [child]
+    return found
 
 
 # -- Assets ------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from hrss_warehouse import submissions
 from hrss_warehouse.check.evaluate import Evaluation, SubmissionRef, evaluate
@@ -111,7 +113,10 @@ def write_canonical_rows(result: Evaluation, accepted: list[int],
                                 zip(rows["submission_id"], rows["source_row"], strict=True)]
         table = pd.DataFrame(out, index=rows.index)
         path = folder / f"rows_{form}_{version}.csv"
-        table.to_csv(path, index=False, header=False, lineterminator="\n")
+        # Arrow's C writer (pandas' to_csv formats cell by cell in Python): a missing value is an empty
+        # unquoted field (NULL to COPY), text is quoted, numbers are written in their shortest form
+        pa_csv.write_csv(pa.Table.from_pandas(table, preserve_index=False), path,
+                         pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
         files.append({"form": form, "version": version, "path": str(path), "rows": len(table)})
         for sid, n in table["submission_id"].value_counts().items():
             counts[int(sid)] = int(n)

@@ -61,6 +61,18 @@ def _suite_object(suite_text: str):
     return gx.ExpectationSuite(name=suite["name"], expectations=suite["expectations"])
 
 
+@cache
+def _suite_columns(suite_text: str) -> frozenset[str]:
+    """The columns a suite's expectations read (their columns and row conditions), and the index columns."""
+    names = set(INDEX_COLUMNS)
+    for expectation in json.loads(suite_text)["expectations"]:
+        kwargs = expectation["kwargs"]
+        names.update(kwargs[key] for key in ("column", "column_A", "column_B") if key in kwargs)
+        if "row_condition" in kwargs:
+            names.add(kwargs["row_condition"]["column"]["name"])
+    return frozenset(names)
+
+
 def _raise_for_errors(results) -> None:
     """An expectation that could not run is an error, not a pass."""
     for outcome in results:
@@ -89,6 +101,9 @@ def run_suite(frame: pd.DataFrame, suite: dict,
     from hrss_warehouse.check import gx_context
 
     _, _, batch_definition = gx_session()
+    # GX copies the frame it filters (row conditions, domains): only the suite's columns go in
+    needed = _suite_columns(json.dumps(suite, sort_keys=True))
+    frame = frame[[name for name in frame.columns if name in needed]]
     batch = None
     if run_name is None:
         batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})

@@ -1,5 +1,6 @@
 """`hrss run`: jcpt_nightly once over a landing folder, through Airflow's own ``dag.test()`` in this process,
-then a summary a person can read (and the exit code a script can)."""
+then a summary a person can read (and the exit code a script can), from the record the run's last task
+writes (``airflow/run_summary.py`` says why not from Airflow's tables)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hrss_warehouse.airflow import run_summary
 from hrss_warehouse.airflow.orchestration import published_marts
 from hrss_warehouse.config import DAGS_DIR, NIGHTLY_DAG_ID, Settings
 
@@ -75,25 +77,6 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _run_outcome(run_id: str, started: float) -> RunSummary:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        tis = session.query(TaskInstance).filter_by(dag_id=NIGHTLY_DAG_ID, run_id=run_id).all()
-        states = {(t.task_id if t.map_index < 0 else f"{t.task_id}[{t.map_index}]"): str(t.state)
-                  for t in tis}
-        from airflow.models.dagrun import DagRun
-
-        run = session.query(DagRun).filter_by(dag_id=NIGHTLY_DAG_ID, run_id=run_id).one()
-        results: dict[str, list[Any]] = {}
-        xcoms = session.query(XComModel).filter_by(dag_id=NIGHTLY_DAG_ID, run_id=run_id, key="return_value")
-        for row in sorted(xcoms, key=lambda r: (r.task_id, r.map_index)):
-            results.setdefault(row.task_id, []).append(XComModel.deserialize_value(row))
-        return RunSummary(run_id, str(run.state), time.monotonic() - started, states, results)
-
-
 def _submissions(settings: Settings, batches: list[list[dict]]) -> list[dict]:
     from hrss_warehouse.db import connect
 
@@ -137,7 +120,15 @@ def run_nightly(settings: Settings, landing: Path) -> RunSummary:
     # a folder handed over by hand is finished: no minimum age unless HRSS_LANDING_MIN_AGE_S says so
     min_age_s = land.default_min_age_s(settings, scheduled=False)
     run = dag.test(run_conf={"landing": str(landing), "min_age_s": min_age_s})
-    summary = _run_outcome(run.run_id, started)
+    # What the tasks did comes from the run's own summary task (Task SDK, airflow/run_summary.py), not
+    # from Airflow's metadata tables; the run's id and state are what the public dag.test() returns.
+    record = run_summary.read(settings, run.run_id)
+    if record is None:
+        raise RunError(f"{NIGHTLY_DAG_ID} run {run.run_id} ended {run.state} and its task "
+                       f"{run_summary.TASK_ID} wrote no summary to "
+                       f"{run_summary.record_path(settings, run.run_id)}; its log is above")
+    summary = RunSummary(run.run_id, str(run.state), time.monotonic() - started, record.task_states,
+                         record.results)
     if summary.task_states.get("publish") == "success":
         summary.submissions = _submissions(settings, summary.results.get("register", []))
     return summary

@@ -9,6 +9,7 @@ the same numbers. dbt publishes the rows as ``marts.mart_pipeline_runs``.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,11 +74,12 @@ def record(settings: Settings, *, dag_id: str, run_id: str, stage: str, map_inde
 def dbt_build_values(states: dict[str, str], manifest: dict) -> dict[str, int]:
     """Nodes built and tested by a run's Cosmos dbt task group, from its task states and the manifest.
 
-    A ``<model>_model_build`` / ``<seed>_seed_build`` task runs ``dbt build`` of its node and the data
-    tests on that node alone; a ``<test>_test`` task runs a test over several models.
+    The group runs one ``dbt build`` (Cosmos' watcher mode); a ``<model>_run`` / ``<seed>_seed`` task
+    (``<model>.run`` / ``<seed>.seed`` beside a ``.test`` task when the node has data tests of its own)
+    succeeds when that build built its node; a ``<test>_test`` task stands for a test over several models.
     """
-    built = {task.split(".", 1)[-1].rsplit("_", 2)[0] for task, state in states.items()
-             if state == "success" and task.endswith(("_model_build", "_seed_build"))}
+    built = {found.group(1) for task, state in states.items()
+             if state == "success" and (found := re.fullmatch(r"[^.]+\.(\w+)[._](run|seed)", task))}
     own_tests = 0
     for node in manifest["nodes"].values():
         parents = node.get("depends_on", {}).get("nodes", [])

@@ -118,6 +118,15 @@ def _missing(conn) -> str:
             f"{quarantined} with only quarantined files")
 
 
+def _receipts(settings: Settings, now: datetime) -> str:
+    from hrss_warehouse.stages import freshness, transform
+
+    try:
+        return freshness.check(settings, now).line()
+    except transform.TransformError as exc:
+        return f"unknown: {exc}"
+
+
 def collect(settings: Settings, now: datetime | None = None) -> tuple[bool, list[Line]]:
     """Whether the warehouse is up, and the lines of the screen."""
     from hrss_warehouse.db import connect
@@ -129,6 +138,7 @@ def collect(settings: Settings, now: datetime | None = None) -> tuple[bool, list
         with connect(settings) as conn:
             lines.append(Line("registry", _registry(conn)))
             lines.extend(_landing(settings))
+            lines.append(Line("receipts", _receipts(settings, now)))
             lines.append(Line("last run", _last_run(settings, conn)))
             lines.append(Line("marts", _marts(conn, now)))
             lines.append(Line("missing", _missing(conn)))

@@ -57,6 +57,9 @@ _CACHED = re.compile(rb"<v>[^<]")
 _FULLWIDTH = str.maketrans({**{chr(0xFF10 + i): str(i) for i in range(10)},
                             "，": ",", "．": ".", "　": " ", "－": "-", "＋": "+"})
 _FLAG_WORDS = {"是": "1", "否": "0"}
+_NUMBER_SPACE = re.compile(r"[\s,]")  # spaces and thousands separators inside a number written as text
+_LINE_BREAKS = re.compile(r"[\r\n]+")
+_PLAIN_DECIMAL = re.compile(r"[+-]?\d+(\.\d+)?")
 MONEY_LABELS = {"yuan": "元", "wan_yuan": "万元"}
 
 
@@ -123,7 +126,8 @@ class _Refused(Exception):
 def _text(value: object) -> str:
     """A cell as display text: integral floats without the '.0' Excel numbers carry."""
     if type(value) is str:  # most cells: the fast path first (called for every text cell of a year)
-        return value.translate(_FULLWIDTH).strip()
+        # every character _FULLWIDTH maps is outside ASCII: codes and numbers skip the translation
+        return value.strip() if value.isascii() else value.translate(_FULLWIDTH).strip()
     if value is None:
         return ""
     if isinstance(value, float):
@@ -133,54 +137,65 @@ def _text(value: object) -> str:
     return str(value).translate(_FULLWIDTH).strip()
 
 
-def _blank(cells: pd.Series) -> pd.Series:
-    as_text = cells.astype(str).str.strip()
-    return cells.isna() | as_text.eq("") | as_text.eq("nan")
-
-
 def read_numeric(cells: pd.Series, column: Column, divisor: int | None = 1) -> tuple[pd.Series, pd.Series]:
     """The column's values (float, NaN where blank or unreadable) and the unreadable cells' text.
 
     ``divisor`` is what the loader divides the column by before writing it (money in 元 to 万元): a
     value is legal only when the stored value fits the column's PostgreSQL type (Column.upper_bound).
     None: the values are never stored (a total row), so no column bounds them.
+
+    Column-wise on numpy arrays: the cells that are numbers or empty (almost all of them) take no
+    Python step each; only the few others go through the text clean-up below.
     """
     cells = cells.astype(object)
-    values = pd.to_numeric(cells, errors="coerce").astype(float)
-    # only cells that are not already numbers need a closer look (most are numbers)
-    blank = pd.Series(False, index=cells.index)
-    missing = values.isna()
-    if missing.any():
-        blank[missing] = _blank(cells[missing])
-    todo = missing & ~blank
-    if todo.any():
-        cleaned = (cells[todo].astype(str).str.translate(_FULLWIDTH)
-                   .str.replace(r"[\s,]", "", regex=True))
+    raw = cells.to_numpy()
+    values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float, copy=True)
+    blank = np.zeros(len(raw), dtype=bool)
+    missing = np.flatnonzero(np.isnan(values))
+    if len(missing):
+        found = raw[missing]
+        empty = pd.isna(found)
+        empty[~empty] = found[~empty] == ""
+        blank[missing[empty]] = True
+        legal: list[int] = []
+        cleaned: list[str] = []
+        for i in missing[~empty]:  # cells of text: the few that are neither numbers nor empty
+            text = str(raw[i])
+            if text.strip() in ("", "nan"):
+                blank[i] = True
+                continue
+            number = _NUMBER_SPACE.sub("", text.translate(_FULLWIDTH))
+            if column.type == "flag":
+                number = _FLAG_WORDS.get(number, number)
+            # only plain decimal notation is legal: 'nan', 'inf' or '1e5' are not numbers a county writes
+            if _PLAIN_DECIMAL.fullmatch(number):
+                legal.append(i)
+                cleaned.append(number)
+        if legal:
+            values[legal] = pd.to_numeric(pd.Series(cleaned, dtype=object), errors="coerce").to_numpy(
+                dtype=float)
+    with np.errstate(invalid="ignore"):
+        bad = np.isnan(values) & ~blank
+        bad |= np.isinf(values)
+        # C03's domain: flags 0/1, enums their listed values, every other number non-negative (and whole
+        # for counts); the GX expectation of C03 then checks that no cell is left over here.
+        known = ~np.isnan(values)
+        if column.type in {"count", "flag", "enum"}:
+            bad |= known & (np.fmod(values, 1) != 0)
         if column.type == "flag":
-            cleaned = cleaned.replace(_FLAG_WORDS)
-        # only plain decimal notation is legal: 'nan', 'inf' or '1e5' are not numbers a county writes
-        legal = cleaned.str.fullmatch(r"[+-]?\d+(\.\d+)?")
-        values.loc[todo] = pd.to_numeric(cleaned.where(legal), errors="coerce")
-    bad = values.isna() & ~blank
-    bad |= ~np.isfinite(values.fillna(0))
-    # C03's domain: flags 0/1, enums their listed values, every other number non-negative (and whole
-    # for counts); the GX expectation of C03 then checks that no cell is left over here.
-    if column.type in {"count", "flag", "enum"}:
-        bad |= (values % 1).fillna(0).ne(0)
-    if column.type == "flag":
-        bad |= values.notna() & ~values.isin([0, 1])
-    elif column.type == "enum":
-        bad |= values.notna() & ~values.isin(list(column.values))
-    else:
-        bad |= values.lt(0)
-    # the column type's range, after the loader's scaling and rounding (spec.PG_TYPES, one source)
-    if divisor is not None:
-        bad |= (values / divisor).round(column.scale).abs().ge(column.upper_bound)
-    values = values.where(~bad)
+            bad |= known & ~np.isin(values, [0, 1])
+        elif column.type == "enum":
+            bad |= known & ~np.isin(values, list(column.values))
+        else:
+            bad |= values < 0
+        # the column type's range, after the loader's scaling and rounding (spec.PG_TYPES, one source)
+        if divisor is not None:
+            bad |= np.abs(np.round(values / divisor, column.scale)) >= column.upper_bound
+    values[bad] = np.nan
     bad_text = pd.Series(None, index=cells.index, dtype=object)
     if bad.any():
-        bad_text.loc[bad] = cells[bad].map(_text)
-    return values, bad_text
+        bad_text.iloc[np.flatnonzero(bad)] = [_text(c) for c in raw[bad]]
+    return pd.Series(values, index=cells.index), bad_text
 
 
 def normalise(grid: pd.DataFrame, fv: FormVersion, keep: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -200,7 +215,9 @@ def normalise(grid: pd.DataFrame, fv: FormVersion, keep: tuple[str, ...] = ()) -
             out[f"{column.name}__bad"] = bad
         else:
             # line breaks inside a name would split a row of the COPY files: fold them to spaces
-            out[column.name] = cells.map(_text).str.replace(r"[\r\n]+", " ", regex=True).replace("", None)
+            texts = [_text(cell) for cell in cells.to_numpy(dtype=object)]
+            out[column.name] = pd.Series([_LINE_BREAKS.sub(" ", t) if "\n" in t or "\r" in t else (t or None)
+                                          for t in texts], index=grid.index, dtype="str")
     frame = pd.DataFrame(out, index=grid.index)
     # A blank on a unit without a platform means 0 (none for an enum), except where forms.yaml says null.
     no_platform = frame["has_platform"].eq(0)
@@ -295,23 +312,40 @@ def _parse_csv(path: Path, name: FileName, parsed: ParsedFile) -> None:
         raise _Refused(Finding("S01", params={"detail": f"CSV header: {exc}"})) from None
     # the code row first: a wrong header is S04 even when the data lines then disagree with it
     fv, positions = _check_codes([_text(c) for c in header], name.form, name, None)
-    try:
-        grid = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False,
-                           skip_blank_lines=False, engine="c")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise _Refused(Finding("S01", params={"detail": f"CSV: {detail}"})) from None
-    body = grid.iloc[1:]
+    rows = _plain_csv_rows(text, len(header))
+    if rows is None:  # quotes, blank or ragged lines: pandas' parser says what it makes of them
+        try:
+            grid = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False,
+                               skip_blank_lines=False, engine="c")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise _Refused(Finding("S01", params={"detail": f"CSV: {detail}"})) from None
+        rows = grid.to_numpy(dtype=object).tolist()  # a missing field is NaN
+    body = rows[1:]
     # unit rows: those with a code in 甲, up to the footer a county may have appended
-    codes = body[positions["region_code"]].fillna("").map(_text).tolist()
-    body = body.iloc[: _footer_start(codes)]
-    body = body[body[positions["region_code"]].fillna("").str.strip() != ""]
-    if len(body) > MAX_UNIT_ROWS:
+    code_pos = positions["region_code"]
+    raw_codes = ["" if not isinstance(row[code_pos], str) else row[code_pos] for row in body]
+    end = _footer_start([_text(code) for code in raw_codes])
+    units = [i for i in range(end) if raw_codes[i].strip() != ""]
+    if len(units) > MAX_UNIT_ROWS:
         raise _Refused(Finding("S06", form=name.form, params={
-            "detail": f"{name.form}: {len(body)} unit rows > {MAX_UNIT_ROWS}"}))
-    columns = {n: body[positions[n]].tolist() for n in fv.names}
-    columns["source_row"] = (body.index + 1).tolist()  # the header is line 1
+            "detail": f"{name.form}: {len(units)} unit rows > {MAX_UNIT_ROWS}"}))
+    columns = {n: [body[i][positions[n]] for i in units] for n in fv.names}
+    columns["source_row"] = [i + 2 for i in units]  # the header is line 1
     parsed.forms[name.form] = ParsedForm(name.form, fv.version, None, columns)
+
+
+def _plain_csv_rows(text: str, width: int) -> list[list[str]] | None:
+    """The fields of a CSV without quotes whose every line holds ``width`` fields, split in C (the csv
+    module); None for any other CSV, which pandas' parser reads instead. On such a file both parsers
+    agree field for field and line for line."""
+    if '"' in text:
+        return None
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error:  # e.g. a lone carriage return
+        return None
+    return rows if all(len(row) == width for row in rows) else None
 
 
 def _zip_directory_check(path: Path) -> None:
@@ -368,7 +402,7 @@ def _filled_rows(sheet, form: str) -> tuple[list[int], list[list]]:
     rows: list[list] = []
     # iter_rows starts at row 1 and at the sheet's first used column
     for number, row in enumerate(sheet.iter_rows(), start=1):
-        if not any(cell != "" and cell is not None for cell in row):
+        if row.count("") + row.count(None) == len(row):  # counted in C: most rows are not blank
             continue
         if len(rows) >= MAX_FILLED_ROWS:
             raise _Refused(Finding("S06", form=form, sheet=form, params={

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 
 from hrss_warehouse.config import Settings
+from hrss_warehouse.stages import freshness
 
 LEVELS = ("county", "township", "village")
 SOURCE_COLOURS = {"central": "#4e79a7", "provincial": "#f28e2b", "municipal": "#59a14f",
@@ -101,10 +102,12 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line, "  ".join("-" * w for w in widths), *body])
 
 
-def console_summary(marts: Marts) -> str:
+def console_summary(marts: Marts, receipts: freshness.Freshness | None = None) -> str:
     latest = max((r["survey_year"] for r in marts.coverage), default=None)
     parts = [f"Submissions: {marts.submissions.get('accepted', 0)} accepted, "
              f"{marts.submissions.get('quarantined', 0)} quarantined"]
+    if receipts is not None:
+        parts.append(f"Receipts: {receipts.line()}")
     parts.append("Return status by survey year: " + "; ".join(
         f"{r['survey_year']} {r['status']} {r['counties']}" + (f" ({r['late']} late)" if r["late"] else "")
         for r in marts.return_status))
@@ -196,7 +199,7 @@ def _by(rows: list[dict], year: int, key: str, value: str, provinces: list[str])
     return series
 
 
-def html_summary(marts: Marts) -> str:
+def html_summary(marts: Marts, receipts: freshness.Freshness | None = None) -> str:
     years = sorted({r["survey_year"] for r in marts.coverage if r["units_reported"]})
     sections = []
     for year in years:
@@ -233,7 +236,7 @@ tr.not_comparable td:nth-child(7) {{ color: #777; }}
 <p>Submissions: {marts.submissions.get('accepted', 0)} accepted,
 {marts.submissions.get('quarantined', 0)} quarantined. Source: schema <code>marts</code>, read as
 <code>bi_reader</code>.</p>
-{''.join(sections)}
+{_receipts_html(receipts)}{''.join(sections)}
 <h2>Reconciliation with the published figures</h2>
 <table><tr><th>fact</th><th>province</th><th>metric</th><th>published</th><th>warehouse</th>
 <th>comparable</th><th>status</th><th>note</th></tr>{rec_rows}</table>
@@ -241,10 +244,19 @@ tr.not_comparable td:nth-child(7) {{ color: #777; }}
 """
 
 
+def _receipts_html(receipts: freshness.Freshness | None) -> str:
+    if receipts is None:
+        return ""
+    colour = "#b42318" if receipts.warns else "#555"
+    return f"<p style='color: {colour}'>Receipts: {html.escape(receipts.line())}</p>\n"
+
+
 def write_summary(settings: Settings) -> tuple[str, Path]:
-    """Print-ready text and the path of the written HTML page."""
+    """Print-ready text and the path of the written HTML page; both say whether the receipts are fresh
+    during the collection season (``freshness``)."""
     marts = read_marts(settings)
+    receipts = freshness.check(settings)
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     page = settings.reports_dir / "summary.html"
-    page.write_text(html_summary(marts), encoding="utf-8")
-    return console_summary(marts), page
+    page.write_text(html_summary(marts, receipts), encoding="utf-8")
+    return console_summary(marts, receipts), page

@@ -15,7 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,8 +26,10 @@ from pathlib import Path
 
 from psycopg import sql
 
-from hrss_warehouse.config import DBT_PROJECT_DIR, Settings
+from hrss_warehouse.config import DBT_LS_FILE, DBT_PROJECT_DIR, Settings
 from hrss_warehouse.spec import load_spec
+
+log = logging.getLogger(__name__)
 
 PROFILE_NAME = "hrss"
 TARGET_NAME = "warehouse"
@@ -35,6 +39,9 @@ BUILD_SCHEMA = "marts_build"
 MARKER_TABLE = "build_info"
 BUILD_RECORDS = (MARKER_TABLE, "build_forms", "build_registry")
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
+# dbt_project/selectors.yml: an incremental build skips the seeds and views that its last successful
+# build (the manifest kept as --state) left as this code would build them again
+INCREMENTAL_SELECTOR = "incremental_build"
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 # Seeds written from forms.yaml: name -> header. Committed, and a test keeps them equal to the spec.
 SPEC_SEEDS = {
@@ -172,6 +179,55 @@ def run_dbt(settings: Settings | None, *args: str, target_path: Path | None = No
     return DbtResult(tuple(args), proc.returncode, seconds, statuses, invocation, log_path)
 
 
+def last_build_state(settings: Settings) -> Path:
+    """Where the manifest of this home's last successful unselected build is kept (dbt --state)."""
+    return runtime_dir(settings) / "last-build"
+
+
+def _skippable_relations(manifest: dict) -> list[tuple[str, str]]:
+    """(schema, name) of every seed and view outside the build schema in a manifest: a superset of
+    what selector INCREMENTAL_SELECTOR skips."""
+    return [(node["schema"], node["alias"]) for node in manifest["nodes"].values()
+            if node["resource_type"] == "seed"
+            or (node["resource_type"] == "model" and node["config"]["materialized"] == "view"
+                and node["schema"] != BUILD_SCHEMA)]
+
+
+def _usable_state(settings: Settings) -> Path | None:
+    """The last build's state when every relation it could let this build skip exists."""
+    from hrss_warehouse.config import TRANSFORMER
+    from hrss_warehouse.db import connect
+
+    state = last_build_state(settings)
+    manifest = state / "manifest.json"
+    if not manifest.exists():
+        log.info("dbt build: no successful build kept in %s, so no seed or view is skipped", state)
+        return None
+    relations = _skippable_relations(json.loads(manifest.read_text()))
+    with connect(settings, role=TRANSFORMER) as conn:
+        missing = [name for (name,) in conn.execute(
+            "SELECT r.s || '.' || r.n FROM unnest(%s::text[], %s::text[]) AS r (s, n) "
+            "WHERE to_regclass(format('%%I.%%I', r.s, r.n)) IS NULL",
+            ([schema for schema, _ in relations], [name for _, name in relations]))]
+    if missing:
+        log.info("dbt build: %s not in the warehouse, so no seed or view is skipped", ", ".join(missing))
+        return None
+    return state
+
+
+def _keep_state(settings: Settings, result: DbtResult) -> None:
+    """Keep the manifest of a successful build as the next one's state; forget it after a failure
+    (the next build then builds every seed and view)."""
+    state = last_build_state(settings)
+    built = runtime_dir(settings) / "target" / "manifest.json"
+    if result.ok and built.exists():
+        state.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built, state / "manifest.json.new")
+        (state / "manifest.json.new").replace(state / "manifest.json")
+    else:
+        (state / "manifest.json").unlink(missing_ok=True)
+
+
 def _raise_for(result: DbtResult, what: str) -> None:
     if result.ok:
         return
@@ -184,10 +240,34 @@ def _raise_for(result: DbtResult, what: str) -> None:
 
 
 def parse() -> Path:
-    """`dbt parse` offline (no database): writes dbt_project/target/manifest.json for Cosmos."""
+    """`dbt parse` offline (no database): writes dbt_project/target/manifest.json, and its nodes as
+    `dbt ls` lines (``DBT_LS_FILE``) for Cosmos."""
     result = run_dbt(None, "parse", target_path=DBT_PROJECT_DIR / "target")
     _raise_for(result, "parse")
+    write_dbt_ls(MANIFEST_PATH, DBT_LS_FILE)
     return MANIFEST_PATH
+
+
+# what Cosmos reads of a `dbt ls --output json` line (LoadMode.DBT_LS_FILE)
+_DBT_LS_KEYS = ("unique_id", "name", "resource_type", "package_name", "original_file_path", "depends_on",
+                "tags", "config", "fqn", "freshness")
+
+
+def write_dbt_ls(manifest: Path, target: Path) -> Path:
+    """The manifest's models, seeds, snapshots, tests and sources as `dbt ls --output json` lines.
+
+    Cosmos renders the Airflow task group from this file at every DAG parse: 170 kB of lines read
+    with ``open``, where the 1 MB manifest goes through Airflow's object storage layer, whose first
+    use loads every Airflow plugin (seconds of imports in each parsing process).
+    """
+    doc = json.loads(manifest.read_text())
+    resources = [*doc["nodes"].values(), *doc["sources"].values(), *doc.get("unit_tests", {}).values()]
+    lines = [json.dumps({k: node[k] for k in _DBT_LS_KEYS if k in node}, sort_keys=True)
+             for node in sorted(resources, key=lambda n: n["unique_id"])]
+    partial = target.with_name(target.name + ".tmp")
+    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    partial.replace(target)
+    return target
 
 
 def prepare_build_schema(settings: Settings) -> None:
@@ -218,13 +298,20 @@ def build(settings: Settings, *, full_refresh: bool = False, select: str | None 
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
+    state = None if full_refresh or select else _usable_state(settings)
     if select:
         args += ["--select", select]
+    elif state is not None:
+        log.info("dbt build: seeds and views unchanged since the build kept in %s are skipped", state)
+        args += ["--selector", INCREMENTAL_SELECTOR, "--state", str(state)]
     # Unit tests check the SQL against fixed inputs, not the data: a nightly incremental build
     # changes no SQL, so (as dbt advises for production) they run with full builds and in CI.
     if not (full_refresh if unit_tests is None else unit_tests):
         args += ["--exclude-resource-type", "unit_test"]
     result = run_dbt(settings, *args)
+    # a selected build leaves the rest as an earlier build made it: the kept state stays as it was
+    if not select:
+        _keep_state(settings, result)
     failed_log = result.log_path.read_text(errors="replace") if result.log_path and not result.ok else ""
     if "due to lock timeout" in failed_log:
         from hrss_warehouse.db import lock_holders

@@ -1,3 +1,6 @@
+{{ config(materialized='ephemeral') }}
+-- Ephemeral: the published view mart_figure_vintages reads it, and a staging view rebuilt by a build
+-- is dropped with CASCADE, which took the published mart with it until the next publish.
 -- The published figures' vintages with the time of their publication.
 select
     figures.publication_id,
