@@ -32,7 +32,8 @@ DEFAULT_BI_PORT = 8088
 DEFAULT_REDIS_PORT = 56379
 DEFAULT_GX_HISTORY = 200  # validation runs kept per suite (a national year is about 4 batches a suite)
 DEFAULT_PUBLISH_DEADLINE_S = 4 * 3600  # 06:00 local for the nightly run of 02:00 (its logical date)
-AIRFLOW_EXECUTORS = ("local", "celery")
+# `hrss airflow start`'s executors: the HRSS_AIRFLOW_EXECUTOR value -> Airflow's executor class
+AIRFLOW_EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 DEFAULT_BATCH_SUBMISSIONS = 1200
 # Guard rails of the BI login and of the stages that take exclusive locks (see Settings)
 DEFAULT_BI_STATEMENT_TIMEOUT_S = 300
@@ -226,7 +227,7 @@ class Settings:
                    airflow_port=_port("HRSS_AIRFLOW_PORT", DEFAULT_AIRFLOW_PORT),
                    bi_port=_port("HRSS_BI_PORT", DEFAULT_BI_PORT),
                    bench_port=_port("HRSS_BENCH_PG_PORT", port + 2),
-                   airflow_executor=_choice("HRSS_AIRFLOW_EXECUTOR", AIRFLOW_EXECUTORS),
+                   airflow_executor=_choice("HRSS_AIRFLOW_EXECUTOR", tuple(AIRFLOW_EXECUTORS)),
                    redis_port=_port("HRSS_REDIS_PORT", DEFAULT_REDIS_PORT),
                    worker_concurrency=_count("HRSS_WORKER_CONCURRENCY", 2),
                    **_alerts(),

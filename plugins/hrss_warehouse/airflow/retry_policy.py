@@ -1,5 +1,9 @@
 """Airflow's retry policy for every task of the project: only transient database errors are retried.
 
+A task lost with its Celery worker (killed, machine gone) raised no exception, so this policy is not
+asked: the scheduler finds it by its missing heartbeat and retries it while it has retries left
+(``tests/dags/test_celery_nightly.py``).
+
 Imported by the DAG files through ``orchestration.default_args()`` (never by ``hrss`` before Airflow's
 environment is set: importing ``airflow.sdk`` reads Airflow's configuration).
 """

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from hrss_warehouse.config import (
     AIRFLOW_DB,
+    AIRFLOW_EXECUTORS,
     ALERT_CONN_ID,
     DAGS_DIR,
     PLUGINS_DIR,
@@ -43,7 +44,6 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # With HRSS_AIRFLOW_EXECUTOR=celery (`make airflow EXECUTOR=celery`): Redis as the broker and two workers.
 CELERY_WORKERS = ("worker1", "worker2")
 CELERY_COMPONENTS = ("redis", *(f"celery-{w}" for w in CELERY_WORKERS))
-EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 PROJECT_DAGS = ("jcpt_nightly", "jcpt_reprocess", "reference_divisions")
 MIGRATE_TIMEOUT_S = 600
 # The pools the DAGs use: name -> (slots, description). The loads queue for the one warehouse_load slot.
@@ -150,7 +150,7 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": TIMEZONE,
-        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[settings.airflow_executor],
+        "AIRFLOW__CORE__EXECUTOR": AIRFLOW_EXECUTORS[settings.airflow_executor],
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(settings.secrets_dir / "airflow_fernet_key"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(settings),
         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
@@ -194,6 +194,11 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url(settings),
             # One task message at a time per free slot: a worker that dies holds no queue of others.
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            # Longer than any task: Redis hands an unacknowledged message (acks are late) to another
+            # worker after this, which would start a task that still runs a second time. A task lost
+            # with its worker is found sooner by the scheduler, by its missing heartbeat
+            # ([scheduler] task_instance_heartbeat_timeout), and retried.
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(24 * 3600),
             # Sending a task to Redis gets more than the default second on a busy machine.
             "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
             # No more tasks sent than the workers have slots: a task waiting in Redis behind a backlog
