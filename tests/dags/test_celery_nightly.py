@@ -241,6 +241,7 @@ def _run_killing_a_worker(settings: Settings, returns: Returns, names: list[str]
     print(f"  nothing lost: {counts}")
 
 
+@pytest.mark.soak  # 7 min 15 s on a quiet machine: more than make test's budget allows
 def test_the_scheduler_finishes_the_nightly_when_a_celery_worker_is_killed(
         celery: Settings, generated_returns: Returns,  # noqa: F811 (the fixture imported above)
         monkeypatch: pytest.MonkeyPatch) -> None:
