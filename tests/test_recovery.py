@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 import zipfile
 from pathlib import Path
@@ -42,20 +43,23 @@ def _scans(settings: Settings) -> list[tuple]:
 
 
 def _raw(settings: Settings) -> dict[str, str]:
-    """An md5 over each raw table's sorted rows (the registry's own timestamps left out)."""
+    """An md5 over each raw table's sorted rows (the registry's own timestamps left out; stored paths
+    relative to the home, which a restore into another home rewrites)."""
     from hrss_warehouse.spec import load_spec
 
     spec = load_spec()
     queries = {"submission": "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM (SELECT sha256, "
                              "size_bytes, file_name, county_code, survey_year, form, revision, received_at, "
-                             "form_version, outcome, failed_rules, soft_flags, archived_path, submission_id "
+                             "form_version, outcome, failed_rules, soft_flags, "
+                             "replace(archived_path, %(home)s, '$HRSS_HOME') AS archived_path, submission_id "
                              "FROM raw.submission) t"}
     for form in spec.form_codes:
         table = spec.raw_table(form)
         queries[table] = (f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
                           f"FROM raw.{table} t")
     with connect(settings, role=LOADER) as conn:
-        return {name: conn.execute(query).fetchone()[0] for name, query in queries.items()}
+        return {name: conn.execute(query, {"home": str(settings.home)}).fetchone()[0]
+                for name, query in queries.items()}
 
 
 def _state(settings: Settings) -> dict:
@@ -107,18 +111,28 @@ def test_a_rebuild_from_the_archive_restores_the_registry(settings: Settings, sm
 
 
 def test_backup_then_restore_on_a_fresh_home_restores_the_registry(settings: Settings, small_history: dict,
-                                                                   tmp_path: Path) -> None:
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     before = _state(settings)
     made = backup.backup(settings, tmp_path / "backup")
     assert made["receipts"] == 4
-    postgres.stop(settings)
-    shutil.rmtree(settings.home)  # the home is lost: database, archive, quarantine, secrets
-    assert backup.restore(settings, tmp_path / "backup")["receipts"] == 4
-    assert _state(settings) == before
-    settings.landing_dir.mkdir(parents=True, exist_ok=True)  # the next nightly run works
-    _revision(small_history["revision"], settings.landing_dir, 3)
-    assert pipeline.ingest_folder(settings, settings.landing_dir)["accepted"] == 3
-    assert len(_receipts(settings)) == 5 and len(receipts_manifest.read(settings.archive_dir)) == 5
+    # The home is lost: the restore goes to a new, empty home with a database port of its own. (Deleting
+    # the session's home would also delete what other tests keep in it, such as a running server's pid.)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HRSS_HOME", str(tmp_path / "new-home"))
+    monkeypatch.setenv("HRSS_PG_PORT", str(port))
+    fresh = Settings.from_env()
+    try:
+        assert backup.restore(fresh, tmp_path / "backup")["receipts"] == 4
+        assert _state(fresh) == before
+        fresh.landing_dir.mkdir(parents=True, exist_ok=True)  # the next nightly run works
+        _revision(small_history["revision"], fresh.landing_dir, 3)
+        assert pipeline.ingest_folder(fresh, fresh.landing_dir)["accepted"] == 3
+        assert len(_receipts(fresh)) == 5 and len(receipts_manifest.read(fresh.archive_dir)) == 5
+    finally:
+        postgres.stop(fresh)
 
 
 def _revision(source: Path, landing: Path, number: int) -> Path:

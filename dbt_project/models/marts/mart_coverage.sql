@@ -86,10 +86,10 @@ rollups as (
         sum(county_rows.counties_expected)::bigint as counties_expected,
         sum(county_rows.counties_reported)::bigint as counties_reported,
         sum(county_rows.counties_estimated)::bigint as counties_estimated,
-        sum(county_rows.estimate_units_reported) as estimate_units_reported,
-        sum(county_rows.estimate_units_with_platform) as estimate_units_with_platform,
-        sum(county_rows.estimate_service_sites) as estimate_service_sites,
-        sum(county_rows.estimate_standardized_platforms) as estimate_standardized_platforms
+        {{ exact_sum('county_rows.estimate_units_reported') }} as estimate_units_reported,
+        {{ exact_sum('county_rows.estimate_units_with_platform') }} as estimate_units_with_platform,
+        {{ exact_sum('county_rows.estimate_service_sites') }} as estimate_service_sites,
+        {{ exact_sum('county_rows.estimate_standardized_platforms') }} as estimate_standardized_platforms
     from county_rows
     {{ region_rollup("county_rows.county_code || '000000'") }}
     group by county_rows.survey_year, rollup_region.region_level, rollup_region.region_code, county_rows.platform_level

@@ -26,10 +26,10 @@ rollups as (
         rollup_region.region_level,
         rollup_region.region_code,
         county_rows.platform_level,
-        sum(county_rows.units_reported)::double precision as units_reported,
-        sum(county_rows.units_with_platform)::double precision as units_with_platform,
-        sum(county_rows.service_sites)::double precision as service_sites,
-        sum(county_rows.standardized_platforms)::double precision as standardized_platforms,
+        {{ exact_sum('county_rows.units_reported') }} as units_reported,
+        {{ exact_sum('county_rows.units_with_platform') }} as units_with_platform,
+        {{ exact_sum('county_rows.service_sites') }} as service_sites,
+        {{ exact_sum('county_rows.standardized_platforms') }} as standardized_platforms,
         bool_or(county_rows.is_restated) as is_restated
     from county_rows
     {{ region_rollup("county_rows.county_code || '000000'") }}

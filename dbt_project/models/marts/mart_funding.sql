@@ -43,7 +43,7 @@ figures as (
         sum(county_rows.units_reported)::bigint as units_reported,
         sum(county_rows.amount_wan) as amount_wan,
         sum(county_rows.counties_estimated)::bigint as counties_estimated,
-        {{ with_estimate('sum(county_rows.amount_wan)', 'sum(county_rows.estimate_amount_wan)') }}
+        {{ with_estimate('sum(county_rows.amount_wan)', exact_sum('county_rows.estimate_amount_wan')) }}
             as estimated_amount_wan
     from county_rows
     {{ region_rollup("county_rows.county_code || '000000'") }}

@@ -24,8 +24,8 @@ rollups as (
         rollup_region.region_code,
         county_rows.platform_level,
         county_rows.funding_source,
-        sum(county_rows.units_reported)::double precision as units_reported,
-        sum(county_rows.amount_wan)::double precision as amount_wan,
+        {{ exact_sum('county_rows.units_reported') }} as units_reported,
+        {{ exact_sum('county_rows.amount_wan') }} as amount_wan,
         bool_or(county_rows.is_restated) as is_restated
     from county_rows
     {{ region_rollup("county_rows.county_code || '000000'") }}

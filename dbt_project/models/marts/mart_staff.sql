@@ -50,10 +50,10 @@ totals as (
         sum(county_rows.coordinators)::bigint as coordinators,
         sum(county_rows.persons_served)::bigint as persons_served,
         sum(county_rows.counties_estimated)::bigint as counties_estimated,
-        sum(county_rows.estimate_units_reported) as estimate_units_reported,
-        sum(county_rows.estimate_platforms) as estimate_platforms,
-        sum(county_rows.estimate_staff_total) as estimate_staff_total,
-        sum(county_rows.estimate_persons_served) as estimate_persons_served
+        {{ exact_sum('county_rows.estimate_units_reported') }} as estimate_units_reported,
+        {{ exact_sum('county_rows.estimate_platforms') }} as estimate_platforms,
+        {{ exact_sum('county_rows.estimate_staff_total') }} as estimate_staff_total,
+        {{ exact_sum('county_rows.estimate_persons_served') }} as estimate_persons_served
     from county_rows
     {{ region_rollup("county_rows.county_code || '000000'") }}
     group by

@@ -25,11 +25,11 @@ rollups as (
         rollup_region.region_level,
         rollup_region.region_code,
         county_rows.platform_level,
-        sum(county_rows.units_reported)::double precision as units_reported,
-        sum(county_rows.platforms)::double precision as platforms,
-        sum(county_rows.staff_total)::double precision as staff_total,
-        sum(county_rows.coordinators)::double precision as coordinators,
-        sum(county_rows.persons_served)::double precision as persons_served,
+        {{ exact_sum('county_rows.units_reported') }} as units_reported,
+        {{ exact_sum('county_rows.platforms') }} as platforms,
+        {{ exact_sum('county_rows.staff_total') }} as staff_total,
+        {{ exact_sum('county_rows.coordinators') }} as coordinators,
+        {{ exact_sum('county_rows.persons_served') }} as persons_served,
         bool_or(county_rows.is_restated) as is_restated
     from county_rows
     {{ region_rollup("county_rows.county_code || '000000'") }}
