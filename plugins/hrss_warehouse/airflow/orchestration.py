@@ -155,8 +155,10 @@ def dbt_build_group() -> Any:
     group = DbtTaskGroup(group_id=DBT_GROUP_ID, **dbt_group_args())
     tasks = {task.task_id: task for task in _tasks_of(group)}
     producer = tasks[f"{DBT_GROUP_ID}.{PRODUCER_WATCHER_TASK_ID}"]
+    # every first task of the group: the model, seed and test sensors, and the EmptyOperator Cosmos renders
+    # for an ephemeral model (its sensors downstream would otherwise start before the build)
     for task in tasks.values():
-        if hasattr(task, "producer_task_id") and not task.upstream_task_ids & tasks.keys():
+        if task is not producer and not task.upstream_task_ids & tasks.keys():
             producer >> task
             task.trigger_rule = "one_done"
     return group
