@@ -108,38 +108,7 @@ def reports(batches: list[Batch]) -> dict:
     ids = sorted({int(i) for batch in batches for i in batch["submission_ids"]})
     written = report.write_reports(settings(), ids)
     # Runs after publish only: the dbt docs describe the marts BI now reads (served in the Airflow UI).
-    return {**written, "dbt_docs": str(dbt_docs(settings(), transform.docs_generate))}
-
-
-def dbt_docs(current: Any, generate: Callable[[Any], Path]) -> Path:
-    """The dbt docs of the published marts, generated again only when the dbt project changed.
-
-    They show models, columns and descriptions, which only a new manifest changes, never a night's
-    data; `dbt docs generate` costs a project compile and a catalog query, more than a small nightly
-    load itself. The stamp beside them is the manifest's digest without its parse times.
-    """
-    import hashlib
-    import json
-
-    from hrss_warehouse.config import DBT_MANIFEST
-
-    doc = json.loads(DBT_MANIFEST.read_text())
-    doc.pop("metadata", None)
-    for section in ("nodes", "sources", "exposures", "unit_tests"):
-        for node in doc.get(section, {}).values():
-            node.pop("created_at", None)
-    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-    stamp = current.docs_dir / "dbt" / ".manifest_sha256"
-    index = current.docs_dir / "dbt" / "index.html"
-    if index.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-        import logging
-
-        logging.getLogger(__name__).info("dbt docs kept: the dbt project is unchanged since %s was "
-                                         "generated", index)
-        return index
-    index = generate(current)
-    stamp.write_text(digest + "\n")
-    return index
+    return {**written, "dbt_docs": str(transform.docs_generate_if_changed(settings()))}
 
 
 @stage

@@ -13,6 +13,7 @@ SQL never repeats which form version has which indicator.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -331,3 +332,26 @@ def docs_generate(settings: Settings) -> Path:
                      target_path=out)
     _raise_for(result, "docs generate")
     return out / "index.html"
+
+
+def docs_generate_if_changed(settings: Settings) -> Path:
+    """The dbt docs of the published marts, generated again only when the dbt project changed.
+
+    They show models, columns and descriptions, which only a new manifest changes, never a night's
+    data; `dbt docs generate` costs a project compile and a catalog query, more than a small nightly
+    load itself. The stamp beside them is the manifest's digest without its parse times.
+    """
+    doc = json.loads(MANIFEST_PATH.read_text())
+    doc.pop("metadata", None)
+    for section in ("nodes", "sources", "exposures", "unit_tests"):
+        for node in doc.get(section, {}).values():
+            node.pop("created_at", None)
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    stamp = settings.docs_dir / "dbt" / ".manifest_sha256"
+    index = settings.docs_dir / "dbt" / "index.html"
+    if index.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        log.info("dbt docs kept: the dbt project is unchanged since %s was generated", index)
+        return index
+    index = docs_generate(settings)
+    stamp.write_text(digest + "\n")
+    return index
