@@ -34,7 +34,7 @@ def warm_up() -> None:
 
     gx_session()
     gx_context.store_spec_suites()
-    reference.divisions()
+    reference.preload()
 
 
 def parse_and_check_batch(settings: Settings, batch: Batch) -> CheckedBatch:
