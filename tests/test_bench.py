@@ -249,6 +249,11 @@ def test_a_target_not_met_says_what_holds_it_back():
     report = bench.render("t", list(found.values()), list(targets.values()), bench.machine(), [])
     assert "## What holds back the targets not met" in report
     assert f"- **{county.name}**: {county.holds}" in report
+    found["ingest"] = _m("ingest", 10_000, 20.0, 1_700, peak_tree_mib=[700, 500, 500])
+    rss = next(t for t in bench.evaluate(found, "r") if t.name == "peak RSS of (a) ≤ 1.5 GB")
+    assert rss.met is False
+    assert rss.holds == ("at the tree's peak (1,700 MiB of PSS) the main process held 700 MiB and the 2 "
+                         "processes under it 500, 500 MiB")
     # a target met has nothing to explain
     found["county"] = _m("county", 7, 2.5, fixed_seconds={})
     assert next(t for t in bench.evaluate(found, "r") if t.name == county.name).met is True

@@ -241,7 +241,7 @@ def _run_killing_a_worker(settings: Settings, returns: Returns, names: list[str]
     print(f"  nothing lost: {counts}")
 
 
-# 7 min 15 s on a quiet machine, most of it Airflow's own work per task on the surviving worker (about
+# 7 min 14 s on a quiet machine, most of it Airflow's own work per task on the surviving worker (about
 # 100 tasks, the dbt group's sensors in dependency order) and the lost tasks' heartbeat timeout and retry
 # delay: the one test of make test that runs the nightly on the scheduler, as production does.
 @pytest.mark.slow
