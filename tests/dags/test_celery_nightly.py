@@ -232,9 +232,16 @@ def _run_killing_a_worker(settings: Settings, returns: Returns, names: list[str]
         statuses = dict(conn.execute("SELECT survey_year::text || '/' || county_code, status "
                                      "FROM marts.mart_return_status WHERE status <> 'missing'"))
     assert published == expected, "marts.mart_submissions differs from the expected outcomes"
+    # one row per reporting county of the year's registry edition (survey_spec/marts.md): a file named
+    # for a county the registry does not have (S07) is in mart_submissions, not here
+    from hrss_warehouse.stages import reference
+
     wanted: dict[str, str] = {}
     for name, outcome in expected.items():
-        key = f"{returns.files[name]['year']}/{returns.files[name]['county']}"
+        year, county = returns.files[name]["year"], returns.files[name]["county"]
+        if county not in set(reference.reporting_counties(year)["county_code"]):
+            continue
+        key = f"{year}/{county}"
         if wanted.get(key) != "accepted":  # one accepted form puts the county's return in force
             wanted[key] = outcome
     assert statuses == wanted, "marts.mart_return_status differs from the returns landed"
