@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hrss_tools.bench import PARTS_ALL, QUICK_PARTS
 from hrss_warehouse.cli import years_arg
 from hrss_warehouse.config import SEED_PROVINCES, Settings
 
@@ -112,9 +113,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
                        help="profile (a) with pyinstrument into $HRSS_HOME/reports/bench-profile-ingest.html "
                             "(its batches then checked in one process, so the profile sees them)")
     bench.add_argument("--seed", type=int, default=0, help="generator seed of the benchmark data")
-    bench.add_argument("--parts", nargs="+",
-                       choices=["read_floor", "naive", "ingest", "no_gx", "load_floor", "dbt", "reprocess",
-                                "dag_parse", "airflow", "nightly"],
-                       help="measure only these parts (default: all; with --quick: read_floor, naive, "
-                            "ingest, load_floor)")
+    bench.add_argument("--parts", nargs="+", choices=sorted(PARTS_ALL),
+                       help=f"measure only these parts (default: all; with --quick: "
+                            f"{', '.join(sorted(QUICK_PARTS))})")
     bench.set_defaults(handler=_bench)
