@@ -60,8 +60,10 @@ class Browser:
         self.driver.save_screenshot(str(path))
         return path
 
-    def wait_for(self, what: str, probe: Callable[[], T | None], timeout_s: float = 120) -> T:
-        """Poll `probe` until it returns something truthy; fail with a screenshot after the timeout."""
+    def wait_for(self, what: str, probe: Callable[[], T | None], timeout_s: float = 120,
+                 fail: bool = True) -> T | None:
+        """Poll `probe` until it returns something truthy; after the timeout fail with a screenshot, or
+        (``fail`` off) return None."""
         from selenium.common.exceptions import WebDriverException
 
         deadline = time.monotonic() + timeout_s
@@ -73,6 +75,8 @@ class Browser:
             if found:
                 return found
             if time.monotonic() > deadline:
+                if not fail:
+                    return None
                 path = self.shot(f"timeout-{what.replace(' ', '-')[:60]}")
                 pytest.fail(f"waited {timeout_s:.0f} s for {what}; screenshot {path}")
             time.sleep(1)
