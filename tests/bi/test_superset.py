@@ -143,8 +143,8 @@ def _log_in(page, superset, login: str) -> None:
 
     driver = page.driver
     # Superset's login page now and then stays on /login after a submit on this loaded machine (seen in
-    # 2 of 4 full runs, never twice in a row): the form is filled and sent again, up to LOGIN_TRIES times,
-    # and a login that never leaves /login still fails with a screenshot.
+    # 2 of 4 full runs): the form is filled and sent again, up to LOGIN_TRIES times, and a login that
+    # never leaves /login still fails with a screenshot.
     for attempt in range(1, LOGIN_TRIES + 1):
         driver.get(f"{superset.url}/login/")
         page.wait_for("the login form", lambda: driver.find_elements(By.ID, "username"))

@@ -236,10 +236,12 @@ def _run_killing_a_worker(settings: Settings, returns: Returns, names: list[str]
     # for a county the registry does not have (S07) is in mart_submissions, not here
     from hrss_warehouse.stages import reference
 
+    years = {returns.files[name]["year"] for name in expected}
+    reporting = {year: set(reference.reporting_counties(year)["county_code"]) for year in years}
     wanted: dict[str, str] = {}
     for name, outcome in expected.items():
         year, county = returns.files[name]["year"], returns.files[name]["county"]
-        if county not in set(reference.reporting_counties(year)["county_code"]):
+        if county not in reporting[year]:
             continue
         key = f"{year}/{county}"
         if wanted.get(key) != "accepted":  # one accepted form puts the county's return in force
